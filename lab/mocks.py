@@ -1,0 +1,296 @@
+"""Pulumi mocks for the offline plan and the tests.
+
+Every resource echoes its inputs as outputs (camelCase, as the engine returns them) plus the
+outputs its provider would compute. pulumi-tls resources are computed for real with
+`cryptography` from the component's own parameters, so the certificates in a plan are real
+and the tests can verify the chains the components ask for. Other providers' computed outputs
+are registered per type in `COMPUTED`; components add theirs next to the tests that need them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pulumi.runtime import rpc
+
+Computed = Callable[[dict[str, Any]], dict[str, Any]]
+
+_CURVES = {"P224": ec.SECP224R1, "P256": ec.SECP256R1, "P384": ec.SECP384R1, "P521": ec.SECP521R1}
+
+_EXTENDED_USES = {
+    "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
+    "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "code_signing": ExtendedKeyUsageOID.CODE_SIGNING,
+    "email_protection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    "timestamping": ExtendedKeyUsageOID.TIME_STAMPING,
+    "ocsp_signing": ExtendedKeyUsageOID.OCSP_SIGNING,
+}
+_KEY_USES = {
+    "digital_signature": "digital_signature",
+    "content_commitment": "content_commitment",
+    "key_encipherment": "key_encipherment",
+    "data_encipherment": "data_encipherment",
+    "key_agreement": "key_agreement",
+    "cert_signing": "key_cert_sign",
+    "crl_signing": "crl_sign",
+}
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """Inputs as the provider would see them: secret markers removed, values kept."""
+    if rpc.is_rpc_secret(value):
+        return unwrap_secrets(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def mask_secrets(value: Any, path: str = "", found: list[str] | None = None) -> Any:
+    """Inputs as the plan shows them: every secret value replaced by "[secret]"."""
+    if rpc.is_rpc_secret(value):
+        if found is not None:
+            found.append(path)
+        return "[secret]"
+    if isinstance(value, dict):
+        return {k: mask_secrets(v, f"{path}.{k}" if path else k, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def _pem_key(key) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8
+        if isinstance(key, ed25519.Ed25519PrivateKey)
+        else serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _private_key(inputs: dict) -> dict:
+    algorithm = inputs.get("algorithm", "RSA")
+    if algorithm == "RSA":
+        key = rsa.generate_private_key(65537, int(inputs.get("rsaBits") or 2048))
+    elif algorithm == "ECDSA":
+        key = ec.generate_private_key(_CURVES[inputs.get("ecdsaCurve") or "P224"]())
+    elif algorithm == "ED25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ValueError(f"pulumi-tls has no key algorithm {algorithm!r}")
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {
+        "privateKeyPem": _pem_key(key),
+        "privateKeyPemPkcs8": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        "publicKeyPem": public.decode(),
+        "publicKeyFingerprintSha256": hashlib.sha256(public).hexdigest(),
+    }
+
+
+def _name(subject: dict | None) -> x509.Name:
+    subject = subject or {}
+    attributes = [
+        (NameOID.COMMON_NAME, subject.get("commonName")),
+        (NameOID.ORGANIZATION_NAME, subject.get("organization")),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, subject.get("organizationalUnit")),
+        (NameOID.COUNTRY_NAME, subject.get("country")),
+    ]
+    return x509.Name([x509.NameAttribute(oid, v) for oid, v in attributes if v])
+
+
+def _sans(inputs: dict) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in inputs.get("dnsNames") or []]
+    names += [x509.UniformResourceIdentifier(u) for u in inputs.get("uris") or []]
+    return names
+
+
+def _build_cert(inputs: dict, subject: x509.Name, public_key, issuer: x509.Name, signer) -> str:
+    uses = inputs.get("allowedUses") or []
+    unknown = [u for u in uses if u not in _KEY_USES and u not in _EXTENDED_USES]
+    if unknown:
+        raise ValueError(f"pulumi-tls has no allowed use {unknown}")
+    now = dt.datetime.now(dt.UTC)
+    is_ca = bool(inputs.get("isCaCertificate"))
+    path_length = inputs.get("maxPathLength")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=int(inputs["validityPeriodHours"])))
+        .add_extension(
+            x509.BasicConstraints(
+                ca=is_ca,
+                path_length=int(path_length)
+                if is_ca and path_length is not None and int(path_length) >= 0
+                else None,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    key_usage = {v: False for v in _KEY_USES.values()}
+    key_usage.update({_KEY_USES[u]: True for u in uses if u in _KEY_USES})
+    builder = builder.add_extension(
+        x509.KeyUsage(**key_usage, encipher_only=False, decipher_only=False), critical=True
+    )
+    extended = [_EXTENDED_USES[u] for u in uses if u in _EXTENDED_USES]
+    if extended:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(extended), critical=False)
+    if _sans(inputs):
+        builder = builder.add_extension(x509.SubjectAlternativeName(_sans(inputs)), critical=False)
+    if signer.public_key() != public_key:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+    algorithm = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    cert = builder.sign(signer, algorithm)
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _load_key(pem: str):
+    return serialization.load_pem_private_key(pem.encode(), password=None)
+
+
+def _self_signed_cert(inputs: dict) -> dict:
+    key = _load_key(inputs["privateKeyPem"])
+    name = _name(inputs.get("subject"))
+    return {"certPem": _build_cert(inputs, name, key.public_key(), name, key)}
+
+
+def _cert_request(inputs: dict) -> dict:
+    key = _load_key(inputs["privateKeyPem"])
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
+    if _sans(inputs):
+        builder = builder.add_extension(x509.SubjectAlternativeName(_sans(inputs)), critical=False)
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    csr = builder.sign(key, algorithm)
+    return {"certRequestPem": csr.public_bytes(serialization.Encoding.PEM).decode()}
+
+
+def _locally_signed_cert(inputs: dict) -> dict:
+    csr = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
+    if not csr.is_signature_valid:
+        raise ValueError("the certificate request's signature is invalid")
+    ca_cert = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
+    ca_key = _load_key(inputs["caPrivateKeyPem"])
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = {
+            "dnsNames": sans.get_values_for_type(x509.DNSName),
+            "uris": sans.get_values_for_type(x509.UniformResourceIdentifier),
+        }
+    except x509.ExtensionNotFound:
+        names = {}
+    pem = _build_cert({**inputs, **names}, csr.subject, csr.public_key(), ca_cert.subject, ca_key)
+    return {"certPem": pem, "caKeyAlgorithm": type(ca_key).__name__}
+
+
+def _digest(text: str) -> str:
+    return f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+COMPUTED: dict[str, Computed] = {
+    "tls:index/privateKey:PrivateKey": _private_key,
+    "tls:index/selfSignedCert:SelfSignedCert": _self_signed_cert,
+    "tls:index/certRequest:CertRequest": _cert_request,
+    "tls:index/locallySignedCert:LocallySignedCert": _locally_signed_cert,
+    # The kubeconfig kind prints; a fixed stand-in, secret like the real one.
+    "command:local:Command": lambda inputs: {"stdout": "apiVersion: v1\nkind: Config\n"},
+    "docker:index/remoteImage:RemoteImage": lambda inputs: {
+        "imageId": _digest(inputs["name"]),
+        "repoDigest": f"{inputs['name']}@{_digest(inputs['name'])}",
+    },
+}
+
+
+# What provider functions answer under mocks, by function token.
+INVOKES: dict[str, dict[str, Any]] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": {
+        "accountId": "000000000000",
+        "arn": "arn:aws:iam::000000000000:root",
+    },
+    "aws:index/getRegion:getRegion": {"name": "us-east-1", "region": "us-east-1"},
+}
+
+
+class LabMocks(pulumi.runtime.Mocks):
+    """Echo inputs, add computed outputs, and keep a record of every registration."""
+
+    def __init__(self):
+        self.current = threading.local()
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        plain = unwrap_secrets(args.inputs)
+        outputs = dict(args.inputs)
+        computed = COMPUTED.get(args.typ)
+        if computed is not None:
+            outputs.update(computed(plain))
+        # The engine marks the outputs a provider declares secret; the mock monitor does not.
+        for name in getattr(self.current, "secret_outputs", ()):
+            if name in outputs:
+                outputs[name] = rpc.wrap_rpc_secret(outputs[name])
+        urn = getattr(self.current, "urn", None)
+        if urn is not None:
+            secret_paths: list[str] = []
+            record = self.records.setdefault(urn, {})
+            record["inputs"] = mask_secrets(args.inputs, found=secret_paths)
+            record["secretInputs"] = secret_paths
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return INVOKES.get(args.token, {}), None
+
+
+def _is_stack(urn: str) -> bool:
+    return not urn or urn.split("::")[2] == "pulumi:pulumi:Stack"
+
+
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """The mock monitor, also noting each registration's parent, provider and dependencies."""
+
+    def __init__(self, mocks: LabMocks):
+        super().__init__(mocks)
+        self.lab_mocks = mocks
+
+    def RegisterResource(self, request):  # noqa: N802 - the gRPC method's name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != "pulumi:pulumi:Stack":
+            self.lab_mocks.records[urn] = {
+                "urn": urn,
+                "type": request.type,
+                "name": request.name,
+                # The stack is every top-level resource's parent; the plan shows it as none.
+                "parent": None if _is_stack(request.parent) else request.parent,
+                "custom": bool(request.custom),
+                "provider": request.provider.rsplit("::", 1)[0] if request.provider else None,
+                "dependencies": sorted(request.dependencies),
+            }
+        self.lab_mocks.current.urn = urn
+        self.lab_mocks.current.secret_outputs = list(request.additionalSecretOutputs)
+        try:
+            return super().RegisterResource(request)
+        finally:
+            self.lab_mocks.current.urn = None
+            self.lab_mocks.current.secret_outputs = ()
