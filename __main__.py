@@ -3,6 +3,7 @@
 import pulumi
 
 from components.cluster import Cluster, ClusterArgs
+from components.namespaces import Namespaces
 from components.root_ca import RootCa, RootCaArgs
 from lab.settings import load_settings
 
@@ -10,6 +11,7 @@ settings = load_settings()
 
 cluster = Cluster("cluster", ClusterArgs.from_settings(settings), settings.image_registry)
 in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
+namespaces = Namespaces("namespaces", opts=in_cluster)
 
 root_ca = RootCa("root-ca", RootCaArgs.from_settings(settings.root_ca))
 

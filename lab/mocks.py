@@ -217,6 +217,9 @@ COMPUTED: dict[str, Computed] = {
     "tls:index/locallySignedCert:LocallySignedCert": _locally_signed_cert,
     # The kubeconfig kind prints; a fixed stand-in, secret like the real one.
     "command:local:Command": lambda inputs: {"stdout": "apiVersion: v1\nkind: Config\n"},
+    "docker:index/image:Image": lambda inputs: {
+        "repoDigest": f"{inputs['imageName'].rsplit(':', 1)[0]}@{_digest(inputs['imageName'])}",
+    },
     "docker:index/remoteImage:RemoteImage": lambda inputs: {
         "imageId": _digest(inputs["name"]),
         "repoDigest": f"{inputs['name']}@{_digest(inputs['name'])}",

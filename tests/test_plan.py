@@ -67,3 +67,25 @@ def test_cli_writes_the_json_plan(tmp_path):
         set(r) >= {"urn", "type", "name", "parent", "dependsOn", "inputs"}
         for r in written["resources"]
     )
+
+
+def test_lab_namespaces_deny_ingress_by_default(plan):
+    from components.namespaces import DEFAULT_DENY, POD_SECURITY
+
+    namespaces = {
+        r["inputs"]["metadata"]["name"]: r for r in plan.of_type("kubernetes:core/v1:Namespace")
+    }
+    assert set(namespaces) == {n.value for n in POD_SECURITY}
+    policies = plan.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    denied = {
+        p["inputs"]["metadata"]["namespace"]
+        for p in policies
+        if p["inputs"]["metadata"]["name"] == "default-deny-ingress"
+        and p["inputs"]["spec"]["podSelector"] == {}
+        and p["inputs"]["spec"]["policyTypes"] == ["Ingress"]
+        and not p["inputs"]["spec"].get("ingress")
+    }
+    assert denied == {n.value for n in DEFAULT_DENY}
+    for name in denied:
+        labels = namespaces[name]["inputs"]["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted" or name == "models"
