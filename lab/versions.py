@@ -60,6 +60,8 @@ class Pins:
     kong_image: Image
     ollama: Chart
     ollama_image: Image
+    image_server: Image
+    image_server_gpu: Image
     aws_emulator: Image
     python_base: Image
 
@@ -90,7 +92,12 @@ PINS = Pins(
     kong=Chart("https://charts.konghq.com", "ingress", "0.21.0"),
     kong_image=Image("kong", "3.9.1"),
     ollama=Chart("https://helm.otwld.com", "ollama", "1.35.0"),
-    ollama_image=Image("ollama/ollama", "0.12.11"),
+    # The image the chart release was built and tested with (its appVersion).
+    ollama_image=Image("ollama/ollama", "0.13.0"),
+    # Stable Diffusion (opt-in): LocalAI serves it behind an OpenAI-style images API, on CPU
+    # or, with the CUDA build, on an NVIDIA GPU.
+    image_server=Image("localai/localai", "v3.11.0"),
+    image_server_gpu=Image("localai/localai", "v3.11.0-gpu-nvidia-cuda-12"),
     aws_emulator=Image("motoserver/moto", "5.2.5"),
     python_base=Image("python", "3.12.12-slim-bookworm"),
 )
