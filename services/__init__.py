@@ -1,0 +1,1 @@
+"""The lab's own services, each in its folder with its Dockerfile; images build from here."""
