@@ -57,7 +57,9 @@ class Pins:
     keycloak: Image
     postgres: Image
     kong: Chart
+    kong_crds: Chart
     kong_image: Image
+    kong_controller_image: Image
     ollama: Chart
     ollama_image: Image
     image_server: Image
@@ -89,8 +91,13 @@ PINS = Pins(
     spire=Chart("https://spiffe.github.io/helm-charts-hardened", "spire", "0.27.0"),
     keycloak=Image("quay.io/keycloak/keycloak", "26.4.7"),
     postgres=Image("postgres", "17.6-alpine"),
-    kong=Chart("https://charts.konghq.com", "ingress", "0.21.0"),
-    kong_image=Image("kong", "3.9.1"),
+    # Kong Gateway OSS: 3.9 is the last open-source line. The `ingress` chart releases the
+    # controller and the gateway as two aliases of the `kong` chart, whose CRDs are applied
+    # on their own from the same chart version (kong_crds) before anything uses them.
+    kong=Chart("https://charts.konghq.com", "ingress", "0.24.0"),
+    kong_crds=Chart("https://charts.konghq.com", "kong", "3.2.0"),
+    kong_image=Image("kong", "3.9.3"),
+    kong_controller_image=Image("kong/kubernetes-ingress-controller", "3.5.13"),
     ollama=Chart("https://helm.otwld.com", "ollama", "1.35.0"),
     # The image the chart release was built and tested with (its appVersion).
     ollama_image=Image("ollama/ollama", "0.13.0"),
