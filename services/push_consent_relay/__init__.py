@@ -1,0 +1,1 @@
+"""The push-consent relay: Keycloak's CIBA authentication channel, answered by push over SNS."""
