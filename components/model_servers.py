@@ -167,7 +167,7 @@ class ModelServers(pulumi.ComponentResource):
                 policy_types=["Ingress"],
                 ingress=[
                     k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        _from=[
+                        from_=[
                             k8s.networking.v1.NetworkPolicyPeerArgs(
                                 namespace_selector=k8s.meta.v1.LabelSelectorArgs(
                                     match_labels={

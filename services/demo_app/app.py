@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,8 @@ class DemoConfig:
     """The gateway's chat route."""
     chat_model: str
     scope: str = "openid chat:invoke"
+    client_secret: str | None = None
+    """The demo-app client is confidential at the IdP: PKCE and its secret, both."""
 
     @property
     def redirect_uri(self) -> str:
@@ -58,6 +61,7 @@ class DemoConfig:
             chat_url=env("GATEWAY_URL").rstrip("/") + env("CHAT_PATH"),
             chat_model=env("CHAT_MODEL"),
             scope=env("SCOPE", "openid chat:invoke"),
+            client_secret=os.environ.get("CLIENT_SECRET") or None,
         )
 
 
@@ -131,6 +135,8 @@ def create_app(config: DemoConfig, client: httpx.Client | None = None) -> Starle
         form = oauth.code_grant(
             params.get("code", ""), config.redirect_uri, config.client_id, session["verifier"]
         )
+        if config.client_secret:
+            form["client_secret"] = config.client_secret
         try:
             tokens = post(backchannel.token, form)
         except oauth.OAuthError as err:
