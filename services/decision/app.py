@@ -34,12 +34,13 @@ from services.decision.policies import PolicyBundle, load_bundle
 from services.decision.request_builder import (
     ACTIONS,
     AuthzenRequest,
+    CedarRequest,
     Directory,
     RequestDeniedError,
     Revocation,
     build,
 )
-from services.decision.tokens import TokenError, TokenVerifier, load_key_files
+from services.decision.tokens import Claims, TokenError, TokenVerifier, load_key_files
 
 MAX_BODY_BYTES = 64 * 1024
 LOG = logging.getLogger("services.decision")
@@ -67,6 +68,14 @@ class Outcome:
         return self.status == 200
 
 
+@dataclass
+class Prepared:
+    parsed: AuthzenRequest
+    claims: Claims | None = None
+    request: CedarRequest | None = None
+    outcome: Outcome | None = None
+
+
 def deny_reason(policies: tuple[str, ...]) -> str:
     for policy, reason in DENY_REASONS.items():
         if policy in policies:
@@ -92,17 +101,18 @@ class DecisionService:
         self.clock = clock
         self.directory = Directory(config.trust_domain, config.service_targets)
 
-    async def evaluate(self, body: Any) -> tuple[Outcome, AuthzenRequest | None, Any]:
-        """The outcome for one AuthZEN body, the parsed request, and the verified claims."""
+    def prepare(self, body: Any) -> Prepared:
+        """Everything before the backend: parse, verify the token, consult the deny list,
+        build the Cedar request. `outcome` is set when the request is refused on the way."""
         parsed = AuthzenRequest.parse(body)
         spec = ACTIONS.get(parsed.action)
         if spec is None:
-            return Outcome(403, f"unknown action {parsed.action!r}"), parsed, None
+            return Prepared(parsed, outcome=Outcome(403, f"unknown action {parsed.action!r}"))
         now = int(self.clock())
         try:
             claims = self.verifier.verify(parsed.token, spec.audience, now)
         except TokenError as err:
-            return Outcome(401, err.reason), parsed, None
+            return Prepared(parsed, outcome=Outcome(401, err.reason))
         revocation = Revocation(
             session=self.deny_list.is_revoked("session", claims.session_id),
             subject=any(
@@ -115,12 +125,21 @@ class DecisionService:
                 claims, parsed, self.directory, revocation, now, self.config.consent_max_age
             )
         except RequestDeniedError as err:
-            return Outcome(403, err.reason), parsed, claims
+            return Prepared(parsed, claims, outcome=Outcome(403, err.reason))
+        return Prepared(parsed, claims, request)
+
+    async def evaluate(self, body: Any) -> Prepared:
+        """The prepared request with its outcome, from the backend when it got that far."""
+        prepared = self.prepare(body)
+        if prepared.outcome is not None:
+            return prepared
         if isinstance(self.backend, LocalBackend):
-            decision = self.backend.decide(request)
+            decision = self.backend.decide(prepared.request)
         else:
-            decision = await run_in_threadpool(self.backend.decide, request)
-        return _outcome(decision), parsed, claims
+            # A network call: keep the event loop free for other requests meanwhile.
+            decision = await run_in_threadpool(self.backend.decide, prepared.request)
+        prepared.outcome = _outcome(decision)
+        return prepared
 
 
 def _outcome(decision: Decision) -> Outcome:
@@ -160,8 +179,9 @@ def create_app(service: DecisionService) -> Starlette:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise RequestDeniedError("malformed request: not JSON") from None
-            outcome, parsed, claims = await service.evaluate(body)
-            correlation_id = (parsed and parsed.correlation_id) or correlation_id
+            prepared = await service.evaluate(body)
+            outcome, parsed, claims = prepared.outcome, prepared.parsed, prepared.claims
+            correlation_id = parsed.correlation_id or correlation_id
         except RequestDeniedError as err:
             outcome, http_status = Outcome(403, err.reason), 400
         except Exception as err:  # never an allow, whatever went wrong
