@@ -33,7 +33,6 @@ from tests.decision_peer import (
     service_id,
 )
 
-NOW = int(time.time())
 AGENT = agent_id()
 OTHER_AGENT = agent_id("other-agent")
 CALLER = service_id("service-caller")
@@ -207,14 +206,14 @@ ROWS = [
     ),
     Row(
         "stale consent",
-        chat(**DELEGATED, auth_time=NOW - 301),
+        chat(**DELEGATED, auth_age=301),
         False,
         ("agent-consent-stale",),
         "consent is stale",
     ),
     Row(
         "consent at the limit is fresh",
-        chat(**DELEGATED, auth_time=NOW - 290),
+        chat(**DELEGATED, auth_age=290),
         True,
         ("users-chat-by-group",),
         ALLOWED,
@@ -228,16 +227,14 @@ ROWS = [
     ),
     Row(
         "stale consent does not matter for reading a result",
-        result(
-            **{**DELEGATED, "aud": ["lab-services"], "scope": "result:read"}, auth_time=NOW - 3600
-        ),
+        result(**{**DELEGATED, "aud": ["lab-services"], "scope": "result:read"}, auth_age=3600),
         True,
         ("users-read-own-results",),
         ALLOWED,
     ),
     Row(
         "not delegated and stale: both forbids decide",
-        chat(**DELEGATED, delegates=[OTHER_AGENT], auth_time=NOW - 3600),
+        chat(**DELEGATED, delegates=[OTHER_AGENT], auth_age=3600),
         False,
         ("agent-consent-stale", "agent-not-delegated"),
         "actor not delegated by the user",
@@ -364,11 +361,15 @@ def service(tmp_path_factory, mint):
 
 
 def body_for(row: Row, mint: TokenMint) -> dict:
+    claims = dict(row.request["claims"])
+    # Consent ages are relative to the moment the token is made, not to when the table was.
+    if "auth_age" in claims:
+        claims["auth_time"] = int(time.time()) - claims.pop("auth_age")
     body = {
-        "subject": {"type": "user", "id": row.request["claims"].get("sub", "alice-id")},
+        "subject": {"type": "user", "id": claims.get("sub", "alice-id")},
         "action": {"name": row.request["action"]},
         "resource": row.request["resource"],
-        "context": {"token": mint.token(**row.request["claims"]), "correlation_id": row.name},
+        "context": {"token": mint.token(**claims), "correlation_id": row.name},
     }
     body.update(row.body)
     return body
