@@ -206,6 +206,40 @@ def _locally_signed_cert(inputs: dict) -> dict:
     return {"certPem": pem, "caKeyAlgorithm": type(ca_key).__name__}
 
 
+# Keys a provider keeps to itself (Vault's "internal" PKI keys), by the CSR they signed. The
+# tests use them to sign the next link of a chain as that provider would.
+INTERNAL_KEYS: dict[str, Any] = {}
+
+
+def _vault_intermediate_csr(inputs: dict) -> dict:
+    key_type, bits = inputs.get("keyType") or "rsa", int(inputs.get("keyBits") or 2048)
+    if key_type == "ec":
+        curves = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
+        key = ec.generate_private_key(curves[bits]())
+    elif key_type == "rsa":
+        key = rsa.generate_private_key(65537, bits)
+    else:
+        raise ValueError(f"the mock makes ec or rsa intermediate keys, not {key_type!r}")
+    subject = _name(
+        {"commonName": inputs.get("commonName"), "organization": inputs.get("organization")}
+    )
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+    INTERNAL_KEYS[pem] = key
+    return {"csr": pem}
+
+
+def _command(inputs: dict) -> dict:
+    # The Vault init step prints its init document; every other command here is kind, which
+    # prints a kubeconfig. Fixed stand-ins, secret like the real ones.
+    environment = inputs.get("environment") or {}
+    if environment.get("LAB_VAULT_STEP") == "init":
+        return {"stdout": '{"unseal_keys_b64": ["mock-unseal-key"], "root_token": "mock-root"}'}
+    if environment.get("LAB_VAULT_STEP") == "unseal":
+        return {"stdout": "unsealed"}
+    return {"stdout": "apiVersion: v1\nkind: Config\n"}
+
+
 def _digest(text: str) -> str:
     return f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
 
@@ -215,10 +249,15 @@ COMPUTED: dict[str, Computed] = {
     "tls:index/selfSignedCert:SelfSignedCert": _self_signed_cert,
     "tls:index/certRequest:CertRequest": _cert_request,
     "tls:index/locallySignedCert:LocallySignedCert": _locally_signed_cert,
-    # The kubeconfig kind prints; a fixed stand-in, secret like the real one.
-    "command:local:Command": lambda inputs: {"stdout": "apiVersion: v1\nkind: Config\n"},
+    "command:local:Command": _command,
     "docker:index/image:Image": lambda inputs: {
         "repoDigest": f"{inputs['imageName'].rsplit(':', 1)[0]}@{_digest(inputs['imageName'])}",
+    },
+    "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest": (
+        _vault_intermediate_csr
+    ),
+    "random:index/randomPassword:RandomPassword": lambda inputs: {
+        "result": "m" * int(inputs.get("length") or 16)
     },
     "docker:index/remoteImage:RemoteImage": lambda inputs: {
         "imageId": _digest(inputs["name"]),

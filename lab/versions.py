@@ -87,8 +87,8 @@ PINS = Pins(
     vault_image=Image("hashicorp/vault", "1.21.1"),
     openbao=Chart("https://openbao.github.io/openbao-helm", "openbao", "0.19.1"),
     openbao_image=Image("quay.io/openbao/openbao", "2.4.3"),
-    spire_crds=Chart("https://spiffe.github.io/helm-charts-hardened", "spire-crds", "0.5.0"),
-    spire=Chart("https://spiffe.github.io/helm-charts-hardened", "spire", "0.27.0"),
+    spire_crds=Chart("https://spiffe.github.io/helm-charts-hardened", "spire-crds", "0.6.0"),
+    spire=Chart("https://spiffe.github.io/helm-charts-hardened", "spire", "0.30.0"),
     keycloak=Image("quay.io/keycloak/keycloak", "26.4.7"),
     postgres=Image("postgres", "17.6-alpine"),
     # Kong Gateway OSS: 3.9 is the last open-source line. The `ingress` chart releases the

@@ -122,7 +122,8 @@ def test_adopted_cluster_creates_no_kind_and_keeps_the_kubeconfig_secret(plan_wi
         {f"{PROJECT}:kubeconfig"},
     )
     types = {r["type"] for r in plan.resources}
-    assert "command:local:Command" not in types
+    commands = {r["name"] for r in plan.of_type("command:local:Command")}
+    assert "cluster-kind" not in commands
     assert "docker:index/container:Container" not in types
     assert plan.one("pulumi:providers:kubernetes")["secretInputs"] == ["kubeconfig"]
     assert plan.outputs["imageRegistry"] == "registry.test/lab"
