@@ -229,6 +229,9 @@ class LabAuthzRuntime:
         self._kong = self.lua.compile(_KONG)
         self._handler = self.require(f"kong.plugins.{PLUGIN_NAME}.handler")
         self._null = self.lua.eval('require("cjson.safe").null')
+        self._is_null = self.lua.eval(
+            'function(v) return rawequal(v, require("cjson.safe").null) end'
+        )
 
     # --- stand-in plumbing -------------------------------------------------------------
 
@@ -268,7 +271,7 @@ class LabAuthzRuntime:
             if lua_type(value) in ("function", "userdata", "thread"):
                 raise TypeError(f"cannot encode a Lua {lua_type(value)}")
             return value
-        if value == self._null:
+        if self._is_null(value):
             return None
         items = list(value.items())
         keys = [k for k, _ in items]
