@@ -1,14 +1,19 @@
 """The identity lab: stack config -> components -> exports."""
 
 import pulumi
+import pulumi_keycloak as keycloak
 import pulumi_vault
 
-from components.cluster import Cluster, ClusterArgs
+from components.cluster import NODE_PORTS, Cluster, ClusterArgs
+from components.identity_provider import IdentityProvider, IdentityProviderArgs
+from components.keycloak_realm import KeycloakRealm, KeycloakRealmArgs
 from components.namespaces import Namespaces
 from components.root_ca import RootCa, RootCaArgs
 from components.spire import Spire, SpireArgs
 from components.vault import VaultServer, VaultServerArgs
 from components.vault_config import VaultConfig, VaultConfigArgs
+from lab.naming import ciba_channel_url
+from lab.realm import lab_realm
 from lab.settings import load_settings
 
 settings = load_settings()
@@ -18,6 +23,45 @@ in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
 namespaces = Namespaces("namespaces", opts=in_cluster)
 
 root_ca = RootCa("root-ca", RootCaArgs.from_settings(settings.root_ca))
+
+idp = IdentityProvider(
+    "idp",
+    IdentityProviderArgs(
+        public_host=settings.hosts.idp,
+        https_port=settings.ports.idp_https,
+        node_port=NODE_PORTS["idp_https"],
+        cluster_dns_domain=settings.cluster_dns_domain,
+        image=settings.versions.keycloak,
+        chart=settings.versions.keycloak_chart,
+        postgres_image=settings.versions.postgres,
+        database_storage_gi=settings.idp_database_storage_gi,
+        ciba_channel_url=ciba_channel_url(settings.cluster_dns_domain),
+        rewrite_cluster_dns=not settings.adopts_cluster,
+    ),
+    root_ca,
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
+    ),
+)
+# The realm is configured over the admin API at the public URL, trusting only the lab root.
+keycloak_admin = keycloak.Provider(
+    "keycloak",
+    url=idp.url,
+    base_path="",
+    realm="master",
+    client_id="admin-cli",
+    username=idp.admin_username,
+    password=idp.admin_password,
+    root_ca_certificate=root_ca.cert_pem,
+    initial_login=False,
+    opts=pulumi.ResourceOptions(parent=idp, depends_on=[idp.release]),
+)
+realm = KeycloakRealm(
+    "realm",
+    KeycloakRealmArgs(lab_realm(settings)),
+    root_ca,
+    opts=pulumi.ResourceOptions(providers={"keycloak": keycloak_admin}, depends_on=[idp.release]),
+)
 
 # One trust anchor: Vault's PKI intermediate under the root, SPIRE's CA under Vault.
 vault_server = VaultServer(
@@ -61,6 +105,11 @@ pulumi.export("clusterDnsDomain", cluster.dns_domain)
 pulumi.export("serviceAccountIssuer", cluster.service_account_issuer)
 pulumi.export("imageRegistry", cluster.registry)
 pulumi.export("rootCaCertPem", root_ca.cert_pem)
+pulumi.export("idpUrl", idp.url)
+pulumi.export("realmIssuer", realm.issuer)
+pulumi.export("realmPublicKeyPem", realm.public_key_pem)
+pulumi.export("demoUserPasswords", pulumi.Output.secret(realm.user_passwords))
+pulumi.export("demoAppClientSecret", realm.client_secrets["demo-app"])
 pulumi.export("vaultAddress", vault_server.address)
 pulumi.export("trustBundlePem", spire.trust_bundle_pem)
 pulumi.export("spireJwtIssuer", spire.jwt_issuer)

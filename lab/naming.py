@@ -75,6 +75,19 @@ class Scope(StrEnum):
     RESULT = "result:read"
 
 
+# The push-consent relay: the IdP's CIBA authentication channel POSTs each request here.
+PUSH_CONSENT_RELAY = "push-consent-relay"
+PUSH_CONSENT_RELAY_PORT = 8080
+
+
+def ciba_channel_url(cluster_dns_domain: str) -> str:
+    """In-cluster URL of the relay's CIBA endpoint (Keycloak's httpAuthenticationChannelUri)."""
+    return (
+        f"http://{PUSH_CONSENT_RELAY}.{Namespace.LAB_SYSTEM}.svc.{cluster_dns_domain}"
+        f":{PUSH_CONSENT_RELAY_PORT}/ciba"
+    )
+
+
 @dataclass(frozen=True)
 class Issuers:
     """One issuer string per token source, byte-equal everywhere it is configured."""

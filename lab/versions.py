@@ -55,6 +55,7 @@ class Pins:
     spire_crds: Chart
     spire: Chart
     keycloak: Image
+    keycloak_chart: Chart
     postgres: Image
     kong: Chart
     kong_crds: Chart
@@ -89,7 +90,11 @@ PINS = Pins(
     openbao_image=Image("quay.io/openbao/openbao", "2.4.3"),
     spire_crds=Chart("https://spiffe.github.io/helm-charts-hardened", "spire-crds", "0.6.0"),
     spire=Chart("https://spiffe.github.io/helm-charts-hardened", "spire", "0.30.0"),
-    keycloak=Image("quay.io/keycloak/keycloak", "26.4.7"),
+    # 26.8.0: token-exchange delegation (act) as a preview with the routing fix that keeps
+    # delegated tokens out of plain exchange; SPIFFE client auth incl. SVIDs with `iss`.
+    keycloak=Image("quay.io/keycloak/keycloak", "26.8.0"),
+    # The codecentric chart runs the upstream image as given; the lab sets its tag above.
+    keycloak_chart=Chart("https://codecentric.github.io/helm-charts", "keycloakx", "7.1.11"),
     postgres=Image("postgres", "17.6-alpine"),
     # Kong Gateway OSS: 3.9 is the last open-source line. The `ingress` chart releases the
     # controller and the gateway as two aliases of the `kong` chart, whose CRDs are applied

@@ -99,7 +99,9 @@ def test_supplied_root_is_used_as_given_and_generates_nothing(plan_with):
         {f"{PROJECT}:rootCaKeyPem"},
     )
     assert plan.outputs["rootCaCertPem"] == cert_pem.strip()
-    assert not [r for r in plan.resources if r["type"].startswith("tls:")]
+    # Keys issued under the root (IdP, signing keys) remain; no root of its own is made.
+    assert not plan.of_type("tls:index/selfSignedCert:SelfSignedCert")
+    assert "root-ca-key" not in {r["name"] for r in plan.resources}
     assert "PRIVATE KEY" not in json.dumps(plan.to_json())
 
 
