@@ -64,6 +64,12 @@ def kind_of(resource_type: str) -> str | None:
     return resource_type.rsplit(":", 1)[-1]
 
 
+def base_kind(resource_type: str) -> str | None:
+    """The kind a resource writes to: `ConfigMapPatch` writes into a `ConfigMap`."""
+    kind = kind_of(resource_type)
+    return kind.removesuffix("Patch") if kind else None
+
+
 def kube_type(obj: Mapping[str, Any]) -> str:
     """The Pulumi type token of a Kubernetes object as a chart renders it."""
     api_version = str(obj.get("apiVersion", "v1"))
@@ -203,7 +209,8 @@ def env_pairs(env: Any) -> Iterator[tuple[str, Any]]:
 def values_env(values: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
     for path, key, child in walk(values):
         if _VALUES_ENV.match(key):
-            for name, value in env_pairs(child):
+            # Some charts (keycloakx) take env as a YAML string they template.
+            for name, value in env_pairs(parse_document(child) or child):
                 yield path, name, value
 
 

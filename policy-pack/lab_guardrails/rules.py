@@ -45,6 +45,7 @@ class Exemption:
 # socket on the node, which takes root and a host path; they run in the one namespace whose
 # Pod Security level is `privileged`.
 ROOT_EXEMPTIONS = (
+    # The rendered DaemonSets, and the same workloads' blocks in the SPIRE chart's values.
     Exemption(
         "spire-system",
         "*",
@@ -59,6 +60,8 @@ ROOT_EXEMPTIONS = (
         "mount propagation needs a privileged container)",
         container="*csi*",
     ),
+    Exemption("spire-server", "*", "values of the SPIRE agent, as above", "spire-agent.*"),
+    Exemption("spire-server", "*", "values of the CSI driver, as above", "spiffe-csi-driver.*"),
 )
 
 # Namespaces that run upstream platform charts which must accept callers from outside the
@@ -127,20 +130,10 @@ class Violation:
 
 # ------------------------------------------------------------------------- literal secrets
 
-_SECRET_WORDS = {
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "secret",
-    "secrets",
-    "token",
-    "tokens",
-    "apikey",
-    "credential",
-    "credentials",
-    "privatekey",
-}
+_SECRET_WORDS = set(
+    "password passwd pwd passphrase secret secrets token tokens apikey credential "
+    "credentials privatekey".split()
+)
 _SECRET_PAIRS = {
     ("api", "key"),
     ("private", "key"),
@@ -151,37 +144,11 @@ _SECRET_PAIRS = {
     ("master", "key"),
 }
 # A last word that makes the name about a secret rather than the secret itself.
-_REFERENCE_WORDS = {
-    "file",
-    "path",
-    "dir",
-    "url",
-    "uri",
-    "endpoint",
-    "name",
-    "ref",
-    "id",
-    "ttl",
-    "seconds",
-    "lifespan",
-    "lifetime",
-    "type",
-    "header",
-    "issuer",
-    "audience",
-    "enabled",
-    "mount",
-    "kind",
-    "format",
-    "algorithm",
-    "length",
-    "size",
-    "timeout",
-    "mode",
-    "policy",
-    "method",
-    "source",
-}
+_REFERENCE_WORDS = set(
+    "file path dir url uri endpoint name ref id ttl seconds lifespan lifetime type header "
+    "issuer audience enabled mount kind format algorithm length size timeout mode policy "
+    "method source".split()
+)
 _SECRET_VALUES = (
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
@@ -251,7 +218,7 @@ def no_literal_secrets(resource_type: str, props: Mapping[str, Any], settings: S
     for container in o.containers_of(resource_type, props):
         for name, value in o.env_pairs(container.spec.get("env")):
             found.append(_secret_finding(f"{container.where} env", name, value))
-    kind = o.kind_of(resource_type)
+    kind = o.base_kind(resource_type)
     if kind == "ConfigMap":
         namespace, name = o.metadata(props)
         where = f"ConfigMap {namespace}/{name}"
@@ -297,6 +264,10 @@ def _context_problems(context: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _positive(number: Any) -> bool:
+    return isinstance(number, (int, float)) and not isinstance(number, bool) and number > 0
+
+
 def non_root(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
     found = []
     for container in o.containers_of(resource_type, props):
@@ -306,9 +277,7 @@ def non_root(resource_type: str, props: Mapping[str, Any], settings: Settings) -
             o.as_mapping(o.get(container.spec, "securityContext"))
         )
         user = _effective(container, "runAsUser")
-        if _effective(container, "runAsNonRoot") is not True and not (
-            isinstance(user, int) and user > 0
-        ):
+        if _effective(container, "runAsNonRoot") is not True and not _positive(user):
             problems.append("neither runAsNonRoot: true nor a non-zero runAsUser is set")
         if o.get(container.spec, "securityContext", "allowPrivilegeEscalation") is not False:
             problems.append("allowPrivilegeEscalation is not false")
@@ -507,7 +476,12 @@ def verified_permissions_strict(resource_type: str, props: Mapping[str, Any], se
 
 # ------------------------------------------------------------------ access token lifetimes
 
+# Keycloak's realm, client and realm-export spellings, and SPIRE's JWT-SVID TTLs (a JWT-SVID
+# is a bearer credential the IdP accepts in place of a client secret).
 _LIFETIME_KEYS = {
+    "jwtttl",
+    "defaultjwtsvidttl",
+    "default_jwt_svid_ttl",
     "accesstokenlifespan",
     "accesstokenlifespanforimplicitflow",
     "access.token.lifespan",
@@ -549,7 +523,7 @@ def token_lifetimes(resource_type: str, props: Mapping[str, Any], settings: Sett
     bound = settings.max_access_token_seconds
     if resource_type.startswith("keycloak:"):
         return _lifetimes(resource_type.rsplit(":", 1)[-1], props, bound)
-    kind = o.kind_of(resource_type)
+    kind = o.base_kind(resource_type)
     found = []
     if kind in ("ConfigMap", "Secret"):
         namespace, name = o.metadata(props)
@@ -752,9 +726,11 @@ RESOURCE_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "access-token-lifetime",
-        "Access tokens live at most the lab's bound (300 s unless the pack is configured lower).",
-        "set the realm's and the client's access token lifespan to at most the bound "
-        "(identity-lab:accessTokenSeconds is already capped at 300).",
+        "Access tokens and JWT-SVIDs live at most the lab's bound (300 s unless the pack is "
+        "configured lower).",
+        "set the realm's and each client's access token lifespan, and SPIRE's JWT-SVID TTLs, "
+        "to at most the bound (identity-lab:accessTokenSeconds and jwtSvidSeconds are capped "
+        "at 300).",
         token_lifetimes,
     ),
 )

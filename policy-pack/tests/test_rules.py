@@ -427,3 +427,41 @@ def test_rendered_objects_take_the_release_namespace():
     assert resource.type == DEPLOYMENT
     assert resource.props["metadata"]["namespace"] == "lab-apps"
     assert resource.urn == "urn:r$rendered:Deployment/decision"
+
+
+# ------------------------------------------------------------- shapes seen in the lab's plans
+
+
+def test_numbers_arrive_as_floats_from_the_engine():
+    props = deployment()
+    props["spec"]["template"]["spec"]["securityContext"] = {"runAsUser": 10001.0}
+    assert findings(rules.non_root, DEPLOYMENT, props) == []
+
+
+def test_env_given_to_a_chart_as_a_yaml_string():
+    text = "- name: KC_CACHE\n  value: local\n- name: KC_DB_PASSWORD\n  value: hunter2\n"
+    (finding,) = findings(rules.no_literal_secrets, RELEASE, release({"extraEnv": text}))
+    assert "extraEnv: KC_DB_PASSWORD looks like a secret" in finding
+
+
+def test_configmap_patches_are_read_like_configmaps():
+    patch = "kubernetes:core/v1:ConfigMapPatch"
+    props = {"metadata": {"name": "coredns", "namespace": "kube-system"}, "data": {"token": "x1"}}
+    assert findings(rules.no_literal_secrets, patch, props)
+
+
+def test_jwt_svid_ttls_in_spire_values():
+    ok = release({"spire-server": {"defaultJwtSvidTTL": "300s"}}, "spire-server", "spire")
+    assert findings(rules.token_lifetimes, RELEASE, ok) == []
+    long_lived = release({"spire-server": {"defaultJwtSvidTTL": "1h"}}, "spire-server", "spire")
+    (finding,) = findings(rules.token_lifetimes, RELEASE, long_lived)
+    assert "spire-server.defaultJwtSvidTTL: '1h' is 3600 s" in finding
+
+
+def test_spire_agent_values_are_exempt_and_nothing_else_in_that_release():
+    values = {
+        "spire-agent": {"securityContext": {"runAsUser": 0}},
+        "spire-server": {"securityContext": {"runAsUser": 0}},
+    }
+    (finding,) = findings(rules.non_root, RELEASE, release(values, "spire-server", "spire"))
+    assert "values spire-server.securityContext: runAsUser is 0" in finding
