@@ -95,6 +95,9 @@ def image_values(args: VaultServerArgs) -> dict[str, Any]:
 
 def chart_values(args: VaultServerArgs, dev_root_token: pulumi.Input[str] | None) -> dict:
     """The release's values; identical keys in the Vault and OpenBao charts except the image."""
+    # TODO: the charts' default listener is plain HTTP (loopback on the host, service in the
+    # cluster); it can go once Vault serves a certificate under the lab root and the provider
+    # and SPIRE's `vault-ca` ConfigMap verify it.
     server: dict[str, Any] = {
         "image": image_values(args),
         "readinessProbe": {"enabled": True, "path": READINESS_PATH},

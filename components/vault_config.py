@@ -203,6 +203,8 @@ class VaultConfig(pulumi.ComponentResource):
         # The SAN rule for SPIRE's CA: only the trust domain's own ID, no DNS names. SPIRE's
         # plugin signs through root/sign-intermediate, which takes no role; its policy is what
         # confines it to that endpoint.
+        # TODO: that endpoint copies no SANs from SPIRE's CSR, so a live SPIRE CA has no URI SAN;
+        # it can go when SPIRE's plugin passes `uri_sans` (or Vault a role for intermediates).
         vault.pkisecret.SecretBackendRole(
             f"{name}-role-{SPIRE_UPSTREAM_ROLE}",
             backend=mount.path,
