@@ -15,7 +15,7 @@ import pytest
 
 from components.namespaces import DEFAULT_DENY, POD_SECURITY
 from lab.charts import render
-from lab.offline_plan import Plan
+from lab.offline_plan import ROOT, Plan, run_plan
 
 PACK = Path(__file__).resolve().parent.parent / "policy-pack"
 if str(PACK) not in sys.path:
@@ -110,6 +110,22 @@ def test_the_guardrails_catch_a_bad_resource_in_a_real_plan(dev_plan):
     assert {"pinned-images", "containers-non-root", "requests-and-limits"} <= {
         rule for rule, urn in rules if urn == "urn:demo"
     }
+
+
+def test_the_gateway_routes_carry_the_authz_plugin():
+    # The gateway's own test program, until the gateway is part of the stack program.
+    plan = run_plan("dev", program=ROOT / "tests" / "programs" / "gateway_only.py")
+    routes = plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    assert routes, "the gateway program made no routes"
+    assert open_findings(check_resources(guarded_resources(plan))) == []
+    # The same routes without their lab-authz plugins are caught, one finding per route.
+    stripped = [
+        r
+        for r in guarded_resources(plan)
+        if not (r.type.endswith(":KongPlugin") and r.props.get("plugin") == "lab-authz")
+    ]
+    found = [v for v in check_resources(stripped) if v.rule == "gateway-route-authz"]
+    assert sorted(v.urn for v in found) == sorted(r["urn"] for r in routes)
 
 
 def test_platform_namespaces_are_exactly_those_without_default_deny():

@@ -194,6 +194,15 @@ def _literal(value: Any) -> bool:
     return not re.fullmatch(r"https?://[^@\s]+", text)
 
 
+# A ConfigMap key with one of these extensions names a file (Lua, config, a CA certificate):
+# its name says nothing about its content, which is read for key material and, when it is a
+# JSON or YAML document, for secret-named fields instead.
+_FILE_KEY = re.compile(
+    r"\.(lua|py|js|json|ya?ml|toml|ini|conf|cfg|xml|html?|sh|tpl|txt|crt|hcl|cedar(schema)?|md)$",
+    re.IGNORECASE,
+)
+
+
 def _secret_finding(where: str, name: str, value: Any) -> str | None:
     if secret_value(value):
         return f"{where}: {name} holds a literal secret value"
@@ -226,7 +235,8 @@ def no_literal_secrets(resource_type: str, props: Mapping[str, Any], settings: S
             if props.get(section) == MASKED:
                 found.append(f"{where}: {section} is a Pulumi secret, so it holds secret values")
         for key, value in o.as_mapping(props.get("data")).items():
-            found.append(_secret_finding(f"{where} data", key, value))
+            if secret_value(value) or not _FILE_KEY.search(key):
+                found.append(_secret_finding(f"{where} data", key, value))
             found += _document_secrets(f"{where} data {key}", o.parse_document(value))
         for key in o.as_mapping(props.get("binaryData")):
             if secret_name(key):

@@ -103,6 +103,15 @@ def test_configmap_secrets_fail_in_keys_and_embedded_documents():
     assert any("admin-password looks like a secret" in f for f in found)
 
 
+def test_configmap_file_keys_are_judged_by_content():
+    code = "local token = kong.request.get_header('authorization')\nreturn token\n"
+    props = {"metadata": {"name": "plugin", "namespace": "gateway"}, "data": {"token.lua": code}}
+    assert findings(rules.no_literal_secrets, CONFIGMAP, props) == []
+    props["data"]["token.txt"] = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"
+    (finding,) = findings(rules.no_literal_secrets, CONFIGMAP, props)
+    assert "data: token.txt holds a literal secret value" in finding
+
+
 def test_configmap_secrets_pass_on_plain_config():
     props = {"metadata": {"name": "cfg"}, "data": {"realm.json": '{"realm": "lab"}', "a": "b"}}
     assert findings(rules.no_literal_secrets, CONFIGMAP, props) == []
