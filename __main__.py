@@ -5,8 +5,10 @@ import pulumi_keycloak as keycloak
 import pulumi_vault
 
 from components.cluster import NODE_PORTS, Cluster, ClusterArgs
+from components.demo_workloads import DemoWorkloads, DemoWorkloadsArgs
 from components.identity_provider import IdentityProvider, IdentityProviderArgs
 from components.keycloak_realm import KeycloakRealm, KeycloakRealmArgs
+from components.model_servers import ModelServers, ModelServersArgs
 from components.namespaces import Namespaces
 from components.root_ca import RootCa, RootCaArgs
 from components.spire import Spire, SpireArgs
@@ -98,6 +100,25 @@ spire = Spire(
     opts=in_cluster,
 )
 
+# The protected resources, reachable from the gateway's namespace only.
+models = ModelServers(
+    "models",
+    ModelServersArgs.from_settings(settings),
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
+    ),
+)
+# One workload per sequence, each under the account its SPIFFE ID and IdP client are named for.
+demo = DemoWorkloads(
+    "demo",
+    DemoWorkloadsArgs.from_settings(settings),
+    root_ca.cert_pem,
+    realm.client_secrets["demo-app"],
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
+    ),
+)
+
 pulumi.export("mode", settings.mode)
 pulumi.export("trustDomain", settings.trust_domain)
 pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -116,3 +137,4 @@ pulumi.export("spireJwtIssuer", spire.jwt_issuer)
 pulumi.export("spireOidcDiscoveryUrl", spire.oidc_discovery_url)
 pulumi.export("spireJwksUrl", spire.jwks_url)
 pulumi.export("spiffeIds", spire.spiffe_ids)
+pulumi.export("chatUpstream", models.chat_upstream)

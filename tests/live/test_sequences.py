@@ -176,7 +176,10 @@ def test_sequence_3_user_to_agent_to_service(live_lab):
         step(str(i), line)
     assert result["status"] == 200, result["body"]
     delegated = result["body"]["delegated"]
-    assert delegated["act"]["sub"].endswith(f"/sa/{AGENT}")
+    # Keycloak names the actor's client (its SPIFFE ID) in act.client_id; the contract's
+    # act.sub may carry it too: either must name this agent.
+    actor = delegated["act"].get("client_id") or delegated["act"].get("sub", "")
+    assert actor.endswith(f"/sa/{AGENT}")
     assert delegated["aud"] in ("chat-models", ["chat-models"])
 
 
