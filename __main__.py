@@ -10,6 +10,7 @@ from components.identity_provider import IdentityProvider, IdentityProviderArgs
 from components.keycloak_realm import KeycloakRealm, KeycloakRealmArgs
 from components.model_servers import ModelServers, ModelServersArgs
 from components.namespaces import Namespaces
+from components.policy_store import PolicyStore, PolicyStoreArgs
 from components.root_ca import RootCa, RootCaArgs
 from components.spire import Spire, SpireArgs
 from components.vault import VaultServer, VaultServerArgs
@@ -114,6 +115,15 @@ demo = DemoWorkloads(
     DemoWorkloadsArgs.from_settings(settings),
     root_ca.cert_pem,
     realm.client_secrets["demo-app"],
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
+    ),
+)
+
+# The one place the gateway asks: Cedar decisions on the repo's policy files, and the deny list.
+policy_store = PolicyStore(
+    "authz",
+    PolicyStoreArgs.from_settings(settings, realm.public_key_pem),
     opts=pulumi.ResourceOptions(
         providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
     ),
