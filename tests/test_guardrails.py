@@ -8,6 +8,7 @@ rendered objects go through the same rules.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ LOCAL_CHART = "charts/"
 KNOWN_FINDINGS: dict[tuple[str, str], str] = {
     ("requests-and-limits", "idp-postgres"): "the IdP's Postgres sets no CPU limit",
     ("requests-and-limits", "idp-keycloak"): "the Keycloak release sets no CPU limit",
+    ("containers-non-root", "aws-emulator-deployment"): "the moto container runs as root",
 }
 
 
@@ -126,6 +128,25 @@ def test_the_gateway_routes_carry_the_authz_plugin():
     ]
     found = [v for v in check_resources(stripped) if v.rule == "gateway-route-authz"]
     assert sorted(v.urn for v in found) == sorted(r["urn"] for r in routes)
+
+
+def test_the_signal_rules_bite_on_the_real_queues_and_policies(dev_plan):
+    queues = dev_plan.of_type("aws:sqs/queue:Queue")
+    policies = dev_plan.of_type("aws:sqs/queuePolicy:QueuePolicy")
+    assert queues and policies, "the plan has no SQS queues or queue policies to check"
+    bare_queue = {k: v for k, v in queues[0]["inputs"].items() if k != "kmsMasterKeyId"}
+    loose = json.loads(policies[0]["inputs"]["policy"])
+    for statement in loose["Statement"]:
+        statement.pop("Condition", None)
+    changed = [
+        Resource(queues[0]["type"], bare_queue, "urn:queue"),
+        Resource(policies[0]["type"], {"policy": json.dumps(loose)}, "urn:policy"),
+    ]
+    found = {(v.rule, v.urn) for v in check_resources(changed)}
+    assert found == {
+        ("encrypted-sns-sqs", "urn:queue"),
+        ("queue-policy-source-arn", "urn:policy"),
+    }
 
 
 def test_platform_namespaces_are_exactly_those_without_default_deny():
