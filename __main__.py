@@ -1,9 +1,11 @@
 """The identity lab: stack config -> components -> exports."""
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_keycloak as keycloak
 import pulumi_vault
 
+from components.aws_emulator import AwsEmulator, AwsEmulatorArgs, emulator_provider_args
 from components.cluster import NODE_PORTS, Cluster, ClusterArgs
 from components.demo_workloads import DemoWorkloads, DemoWorkloadsArgs
 from components.identity_provider import IdentityProvider, IdentityProviderArgs
@@ -12,10 +14,12 @@ from components.model_servers import ModelServers, ModelServersArgs
 from components.namespaces import Namespaces
 from components.policy_store import PolicyStore, PolicyStoreArgs
 from components.root_ca import RootCa, RootCaArgs
+from components.signal_services import SignalServices, SignalServicesArgs
+from components.signals import Signals, SignalsArgs
 from components.spire import Spire, SpireArgs
 from components.vault import VaultServer, VaultServerArgs
 from components.vault_config import VaultConfig, VaultConfigArgs
-from lab.naming import ciba_channel_url
+from lab.naming import ciba_channel_url, issuers
 from lab.realm import lab_realm
 from lab.settings import load_settings
 
@@ -129,6 +133,56 @@ policy_store = PolicyStore(
     ),
 )
 
+# Signals: SNS and SQS in the AWS account (aws stack), or in moto inside the cluster (dev
+# stack), reached by the provider through the NodePort on 127.0.0.1.
+aws_endpoint = None
+signals_opts = pulumi.ResourceOptions()
+if settings.local_aws:
+    emulator = AwsEmulator(
+        "aws-emulator",
+        AwsEmulatorArgs(
+            settings.versions.aws_emulator, NODE_PORTS["aws_emulator"], settings.cluster_dns_domain
+        ),
+        opts=pulumi.ResourceOptions(
+            providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
+        ),
+    )
+    aws_endpoint = emulator.in_cluster_endpoint
+    emulated_aws = aws.Provider(
+        "aws-emulator",
+        **emulator_provider_args(settings.ports.aws_emulator, settings.aws_region),
+        opts=pulumi.ResourceOptions(parent=emulator, depends_on=emulator.ready),
+    )
+    signals_opts = pulumi.ResourceOptions(providers={"aws": emulated_aws})
+signals = Signals(
+    "signals",
+    SignalsArgs(
+        prefix=f"identity-lab-{pulumi.get_stack()}",
+        approvals_retention_seconds=settings.lifetimes.consent_max_age,
+    ),
+    opts=signals_opts,
+)
+signal_services = SignalServices(
+    "signal-services",
+    SignalServicesArgs(
+        registry=cluster.registry,
+        trust_domain=settings.trust_domain,
+        aws_region=settings.aws_region,
+        caep_issuer=issuers(settings).caep,
+        idp_issuer=realm.issuer,
+        idp_realm_key_pem=realm.public_key_pem,
+        decision_url=policy_store.url,
+        decision_admin_secret=policy_store.admin_secret_name,
+        aws_endpoint=aws_endpoint,
+        clock_skew_seconds=settings.lifetimes.clock_skew,
+        cluster_dns_domain=settings.cluster_dns_domain,
+    ),
+    root_ca,
+    signals,
+    after=namespaces.ready,
+    opts=in_cluster,
+)
+
 pulumi.export("mode", settings.mode)
 pulumi.export("trustDomain", settings.trust_domain)
 pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -148,3 +202,24 @@ pulumi.export("spireOidcDiscoveryUrl", spire.oidc_discovery_url)
 pulumi.export("spireJwksUrl", spire.jwks_url)
 pulumi.export("spiffeIds", spire.spiffe_ids)
 pulumi.export("chatUpstream", models.chat_upstream)
+pulumi.export(
+    "signals",
+    {
+        "pushTopicArn": signals.push_topic_arn,
+        "caepTopicArn": signals.caep_topic_arn,
+        "caepQueueUrl": signals.caep_queue_url,
+        "caepDeadLetterQueueUrl": signals.caep_dead_letter_queue_url,
+        "approvalsQueueUrl": signals.approvals_queue_url,
+    },
+)
+pulumi.export(
+    "signalsCredentials",
+    pulumi.Output.secret(
+        {
+            "approverToken": signal_services.approver_token,
+            "transmitterToken": signal_services.transmitter_token,
+            "approverAwsAccessKeyId": signals.credentials["push-approver"].access_key_id,
+            "approverAwsSecretAccessKey": signals.credentials["push-approver"].secret_access_key,
+        }
+    ),
+)

@@ -26,8 +26,9 @@ from lab.settings import LabSettings, Ports, Secret
 from lab.versions import Tool
 
 # The NodePort behind each published host port. Services that are reached from the host
-# (gateway, IdP, Vault) use these numbers; the kind config maps them to the host ports.
-NODE_PORTS = {"gateway_https": 30443, "idp_https": 30943, "vault": 30200}
+# (gateway, IdP, Vault, AWS emulator) use these numbers; the kind config maps them to the
+# host ports.
+NODE_PORTS = {"gateway_https": 30443, "idp_https": 30943, "vault": 30200, "aws_emulator": 30566}
 
 REGISTRY_INTERNAL_PORT = 5000
 
@@ -104,6 +105,8 @@ def kind_config(args: ClusterArgs) -> dict:
         (NODE_PORTS["gateway_https"], args.ports.gateway_https),
         (NODE_PORTS["idp_https"], args.ports.idp_https),
         (NODE_PORTS["vault"], args.ports.vault),
+        # The AWS emulator (local mode); in aws mode nothing listens behind it.
+        (NODE_PORTS["aws_emulator"], args.ports.aws_emulator),
     ]
     return {
         "kind": "Cluster",

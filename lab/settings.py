@@ -198,6 +198,13 @@ KEYS: dict[str, Key] = {
         minimum=1024,
         maximum=65535,
     ),
+    "awsEmulatorPort": Key(
+        "integer",
+        4566,
+        "Host port of the in-cluster AWS emulator (local mode).",
+        minimum=1024,
+        maximum=65535,
+    ),
     "stableDiffusion": Key("boolean", False, "Deploy the Stable Diffusion image model."),
     "gpu": Key("boolean", False, "Schedule the model servers on an NVIDIA GPU."),
     "accessTokenSeconds": Key(
@@ -378,6 +385,7 @@ class Ports:
     idp_https: int
     vault: int
     registry: int
+    aws_emulator: int = 4566
 
 
 @dataclass(frozen=True)
@@ -550,7 +558,8 @@ def _cross_checks(v: dict[str, Any], source: ConfigSource) -> list[str]:
             "aws:region: missing; required in aws mode: the AWS region of SNS, SQS and "
             "Verified Permissions (pulumi config set aws:region us-east-1)"
         )
-    ports = {k: v[k] for k in ("gatewayHttpsPort", "idpHttpsPort", "vaultPort", "registryPort")}
+    port_keys = ("gatewayHttpsPort", "idpHttpsPort", "vaultPort", "registryPort", "awsEmulatorPort")
+    ports = {k: v[k] for k in port_keys}
     if len(set(ports.values())) != len(ports):
         problems.append(f"{PROJECT}: host ports must differ, got {ports}")
     kind_issuer = f"https://kubernetes.default.svc.{v['clusterDnsDomain']}"
@@ -597,7 +606,13 @@ def load_settings(source: ConfigSource | None = None, pins: Pins = PINS) -> LabS
         image_registry=v["imageRegistry"],
         check_prerequisites=v["checkPrerequisites"],
         hosts=Hosts(v["baseDomain"], v["gatewayHttpsPort"], v["idpHttpsPort"]),
-        ports=Ports(v["gatewayHttpsPort"], v["idpHttpsPort"], v["vaultPort"], v["registryPort"]),
+        ports=Ports(
+            v["gatewayHttpsPort"],
+            v["idpHttpsPort"],
+            v["vaultPort"],
+            v["registryPort"],
+            v["awsEmulatorPort"],
+        ),
         stable_diffusion=v["stableDiffusion"],
         gpu=v["gpu"],
         lifetimes=Lifetimes(

@@ -34,6 +34,7 @@ def test_kind_config_publishes_each_port_on_loopback_only():
     assert mappings[NODE_PORTS["gateway_https"]]["hostPort"] == 10443
     assert mappings[NODE_PORTS["idp_https"]]["hostPort"] == 9443
     assert mappings[NODE_PORTS["vault"]]["hostPort"] == 8200
+    assert mappings[NODE_PORTS["aws_emulator"]]["hostPort"] == 4566
     assert {m["listenAddress"] for m in mappings.values()} == {"127.0.0.1"}
 
 

@@ -290,6 +290,7 @@ def from_env(env=None) -> Receiver:
     import boto3
 
     from services.common.envconfig import Env
+    from services.common.web import http_client
 
     env = env or Env("caep-receiver")
     verifier = sets.SetVerifier.from_certificate(
@@ -307,6 +308,8 @@ def from_env(env=None) -> Receiver:
             token_url=env.text("IDP_TOKEN_URL"),
             client_id=env.text("IDP_ADMIN_CLIENT_ID"),
             client_secret=env.text("IDP_ADMIN_CLIENT_SECRET"),
+            # The IdP's public URL is TLS under the lab root (CA_BUNDLE).
+            client=http_client(5.0),
         )
     state = env.optional("STATE_DIR")
     return Receiver(

@@ -229,6 +229,8 @@ def load_verification_key(pem: str) -> Any:
 def from_env(env: Env | None = None) -> tuple[Relay, str]:
     import boto3
 
+    from services.common.web import http_client
+
     env = env or Env("push-consent-relay")
     relay = Relay(
         sns=boto3.client("sns", region_name=env.text("AWS_REGION")),
@@ -237,6 +239,8 @@ def from_env(env: Env | None = None) -> tuple[Relay, str]:
         idp_public_key=load_verification_key(env.text("IDP_REALM_KEY_PEM")),
         idp_realm_url=env.text("IDP_REALM_URL"),
         answer_url=env.text("ANSWER_URL"),
+        # The IdP's public URL is TLS under the lab root (CA_BUNDLE).
+        http=http_client(10.0),
     )
     return relay, env.text("APPROVER_TOKEN")
 
