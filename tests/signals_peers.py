@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ def moto_server() -> Iterator[str]:
     """moto's real HTTP server on 127.0.0.1 with an ephemeral port; stopped on exit."""
     from moto.server import ThreadedMotoServer
 
+    # One access-log line per AWS call would drown the figures and the test output.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
