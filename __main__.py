@@ -8,6 +8,7 @@ import pulumi_vault
 from components.aws_emulator import AwsEmulator, AwsEmulatorArgs, emulator_provider_args
 from components.cluster import NODE_PORTS, Cluster, ClusterArgs
 from components.demo_workloads import DemoWorkloads, DemoWorkloadsArgs
+from components.gateway import Gateway, GatewayArgs
 from components.identity_provider import IdentityProvider, IdentityProviderArgs
 from components.keycloak_realm import KeycloakRealm, KeycloakRealmArgs
 from components.model_servers import ModelServers, ModelServersArgs
@@ -133,6 +134,16 @@ policy_store = PolicyStore(
     ),
 )
 
+# The enforcement point: Kong checks the realm's signature, then asks the decision service.
+gateway = Gateway(
+    "gateway",
+    GatewayArgs.from_settings(settings, realm.public_key_pem, decision_url=policy_store.url),
+    root_ca,
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
+    ),
+)
+
 # Signals: SNS and SQS in the AWS account (aws stack), or in moto inside the cluster (dev
 # stack), reached by the provider through the NodePort on 127.0.0.1.
 aws_endpoint = None
@@ -202,6 +213,7 @@ pulumi.export("spireOidcDiscoveryUrl", spire.oidc_discovery_url)
 pulumi.export("spireJwksUrl", spire.jwks_url)
 pulumi.export("spiffeIds", spire.spiffe_ids)
 pulumi.export("chatUpstream", models.chat_upstream)
+pulumi.export("gatewayUrl", gateway.url)
 pulumi.export(
     "signals",
     {

@@ -209,6 +209,7 @@ class GatewayArgs:
         settings: LabSettings,
         idp_public_key_pem: pulumi.Input[str],
         *,
+        decision_url: str | None = None,
         decision_service: str = "decision",
         decision_port: int = 8080,
         ollama_service: str = "ollama",
@@ -219,7 +220,8 @@ class GatewayArgs:
     ) -> GatewayArgs:
         """The lab's gateway: the IdP as the trusted issuer, chat (and images) and services.
 
-        `services` are (path segment, Service name, port) in the lab-services namespace;
+        `decision_url` is the decision service's base URL (else built from its Service name
+        and port). `services` are (path segment, Service name, port) in lab-services;
         each is routed at /services/<segment> as the resource named by its SPIFFE ID (the
         Service's name is its service account's).
         """
@@ -281,9 +283,10 @@ class GatewayArgs:
             ],
             routes=routes,
             decision_url=(
-                f"http://{decision_service}.{Namespace.LAB_SYSTEM}.svc.{dns}:{decision_port}"
-                "/access/v1/evaluation"
-            ),
+                decision_url
+                or f"http://{decision_service}.{Namespace.LAB_SYSTEM}.svc.{dns}:{decision_port}"
+            ).rstrip("/")
+            + "/access/v1/evaluation",
             agent_prefix=f"spiffe://{settings.trust_domain}/ns/{Namespace.AGENTS}/sa/",
             # The longest token the gateway sees, plus the IdP's clock running ahead.
             maximum_expiration=max(lifetimes.access_token, lifetimes.delegated_token)

@@ -103,9 +103,12 @@ def test_every_rate_limit_is_local_per_consumer_and_no_cluster_policy_exists(gat
     for limit in limits:
         assert limit["config"]["policy"] == "local"
         assert limit["config"]["limit_by"] == "consumer"
-    assert '"cluster"' not in str([p["config"] for p in kong_objects(plan, "KongPlugin")]).replace(
-        "'", '"'
-    )
+    policies = [
+        p["config"].get("policy")
+        for kind in ("KongPlugin", "KongClusterPlugin")
+        for p in kong_objects(plan, kind)
+    ]
+    assert "cluster" not in policies
 
 
 def test_every_route_carries_jwt_then_authz_then_rate_limit(gateway_plan):
@@ -283,3 +286,27 @@ def test_routes_into_the_decision_service_namespace_are_refused():
     )
     with pytest.raises(GatewayConfigError, match="never exposed"):
         GatewayArgs(**{**vars(args), "routes": [*args.routes, exposed]})
+
+
+def test_the_lab_plan_has_kong_with_the_plugin_on_every_model_and_service_route(dev_plan):
+    gateway = dev_plan.one("identity-lab:gateway:Gateway", "gateway")
+    inside = {r["urn"] for r in dev_plan.descendants(gateway)}
+    ingresses = dev_plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    assert {i["inputs"]["metadata"]["name"] for i in ingresses} == {
+        "gateway-chat",
+        "gateway-service-target",
+    }
+    authz = {
+        p["inputs"]["metadata"]["name"]: p["inputs"]["config"]
+        for p in dev_plan.of_type(f"{KONG}:KongPlugin")
+        if p["inputs"]["plugin"] == "lab-authz"
+    }
+    for ingress in ingresses:
+        assert ingress["urn"] in inside
+        route = ingress["inputs"]["metadata"]["name"].removeprefix("gateway-")
+        plugins = ingress["inputs"]["metadata"]["annotations"]["konghq.com/plugins"]
+        assert plugins.split(",")[:3] == ["lab-jwt", f"lab-authz-{route}", "lab-rate-limit"]
+        url = authz[f"lab-authz-{route}"]["decision_url"]
+        assert url.startswith("http://") and ".lab-system.svc" in url
+        assert url.endswith(":8080/access/v1/evaluation")
+    assert dev_plan.outputs["gatewayUrl"] == "https://api.lab.localhost:8443"
