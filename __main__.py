@@ -6,6 +6,7 @@ import pulumi_keycloak as keycloak
 import pulumi_vault
 
 from components.aws_emulator import AwsEmulator, AwsEmulatorArgs, emulator_provider_args
+from components.caep_idp_access import CaepIdpAccess, CaepIdpAccessArgs
 from components.cluster import NODE_PORTS, Cluster, ClusterArgs
 from components.demo_workloads import DemoWorkloads, DemoWorkloadsArgs
 from components.gateway import Gateway, GatewayArgs
@@ -20,7 +21,7 @@ from components.signals import Signals, SignalsArgs
 from components.spire import Spire, SpireArgs
 from components.vault import VaultServer, VaultServerArgs
 from components.vault_config import VaultConfig, VaultConfigArgs
-from lab.naming import ciba_channel_url, issuers
+from lab.naming import REALM, ciba_channel_url, issuers
 from lab.realm import lab_realm
 from lab.settings import load_settings
 
@@ -173,6 +174,12 @@ signals = Signals(
     ),
     opts=signals_opts,
 )
+# The receiver ends IdP sessions through its own realm client (manage-users only).
+caep_idp_access = CaepIdpAccess(
+    "caep-idp-access",
+    CaepIdpAccessArgs(realm_id=realm.realm.id, realm_name=REALM, idp_url=idp.url),
+    opts=pulumi.ResourceOptions(providers={"keycloak": keycloak_admin}, depends_on=[idp.release]),
+)
 signal_services = SignalServices(
     "signal-services",
     SignalServicesArgs(
@@ -185,6 +192,7 @@ signal_services = SignalServices(
         decision_url=policy_store.url,
         decision_admin_secret=policy_store.admin_secret_name,
         aws_endpoint=aws_endpoint,
+        idp_admin=caep_idp_access.access,
         clock_skew_seconds=settings.lifetimes.clock_skew,
         cluster_dns_domain=settings.cluster_dns_domain,
     ),

@@ -35,8 +35,10 @@ TRUST_CONFIG_MAP = "signals-trust"
 class IdpAdminAccess:
     """A realm client allowed to end sessions (realm-management manage-users)."""
 
-    admin_url: str
-    """The realm's admin API base, such as https://idp.lab.localhost:9443/admin/realms/lab."""
+    idp_url: str
+    """The IdP's base URL as pods reach it, such as https://idp.lab.localhost:9443."""
+    realm: str
+    """The realm whose sessions are ended (its admin API is under the base URL)."""
     token_url: str
     client_id: str
     client_secret: pulumi.Input[str]
@@ -280,7 +282,8 @@ class SignalServices(pulumi.ComponentResource):
             }
             env.update(
                 {
-                    "IDP_ADMIN_URL": args.idp_admin.admin_url,
+                    "IDP_URL": args.idp_admin.idp_url,
+                    "IDP_REALM": args.idp_admin.realm,
                     "IDP_TOKEN_URL": args.idp_admin.token_url,
                     "IDP_ADMIN_CLIENT_ID": args.idp_admin.client_id,
                 }

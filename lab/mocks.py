@@ -300,6 +300,11 @@ INVOKES: dict[str, dict[str, Any]] = {
         "arn": "arn:aws:iam::000000000000:root",
     },
     "aws:index/getRegion:getRegion": {"name": "us-east-1", "region": "us-east-1"},
+    # Keycloak's built-in client that holds the realm's admin roles.
+    "keycloak:openid/getClient:getClient": {
+        "id": "realm-management-id",
+        "clientId": "realm-management",
+    },
 }
 
 

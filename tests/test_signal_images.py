@@ -94,6 +94,7 @@ SECRETS = {
     "DECISION_ADMIN_TOKEN": "stand-in",
     "APPROVER_TOKEN": "stand-in",
     "TRANSMITTER_TOKEN": "stand-in",
+    "IDP_ADMIN_CLIENT_SECRET": "stand-in",
 }
 
 
@@ -114,6 +115,7 @@ def test_the_deployed_env_starts_each_service(dev_plan, trust_dir):
         "spiffe://lab.local/ns/lab-system/sa/caep-receiver",
     )
     assert rx.deny_list.url == "http://decision.lab-system.svc:8080"
+    assert rx.idp.admin_url == "https://idp.lab.localhost:9443/admin/realms/lab"
 
     tx, _ = transmitter.from_env(
         Env("caep-transmitter", _service_env(dev_plan, "caep-transmitter", folder, secrets))

@@ -252,3 +252,32 @@ def test_the_emulator_port_must_differ_from_the_other_host_ports():
         load_settings(ConfigSource(values))
     values[f"{PROJECT}:awsEmulatorPort"] = "4777"
     assert load_settings(ConfigSource(values)).ports.aws_emulator == 4777
+
+
+def test_the_receiver_ends_idp_sessions_with_a_manage_users_only_client(plan):
+    client = plan.one("keycloak:openid/client:Client", "caep-idp-access-client")
+    assert client["provider"] == plan.one("pulumi:providers:keycloak", "keycloak")["urn"]
+    inputs = client["inputs"]
+    assert (inputs["clientId"], inputs["accessType"]) == ("caep-receiver", "CONFIDENTIAL")
+    assert inputs["serviceAccountsEnabled"] is True
+    for flow in ("standardFlowEnabled", "implicitFlowEnabled", "directAccessGrantsEnabled"):
+        assert inputs[flow] is False, flow
+    assert "clientSecret" in client["secretInputs"]
+    (role,) = plan.of_type("keycloak:openid/clientServiceAccountRole:ClientServiceAccountRole")
+    assert (role["inputs"]["role"], role["inputs"]["clientId"]) == (
+        "manage-users",
+        "realm-management-id",
+    )
+    values = release_values(plan, "caep-receiver")
+    assert (values["env"]["IDP_URL"], values["env"]["IDP_REALM"]) == (
+        "https://idp.lab.localhost:9443",
+        "lab",
+    )
+    assert values["env"]["IDP_TOKEN_URL"] == (
+        "https://idp.lab.localhost:9443/realms/lab/protocol/openid-connect/token"
+    )
+    assert values["env"]["IDP_ADMIN_CLIENT_ID"] == "caep-receiver"
+    assert values["secretEnv"]["IDP_ADMIN_CLIENT_SECRET"] == {
+        "secret": "caep-receiver",
+        "key": "IDP_ADMIN_CLIENT_SECRET",
+    }

@@ -302,9 +302,9 @@ def from_env(env=None) -> Receiver:
         clock_skew_seconds=env.integer("CLOCK_SKEW_SECONDS", 30, 0, 120),
     )
     idp = None
-    if env.optional("IDP_ADMIN_URL"):
+    if env.optional("IDP_URL"):
         idp = IdpAdmin(
-            admin_url=env.text("IDP_ADMIN_URL"),
+            admin_url=f"{env.text('IDP_URL').rstrip('/')}/admin/realms/{env.text('IDP_REALM')}",
             token_url=env.text("IDP_TOKEN_URL"),
             client_id=env.text("IDP_ADMIN_CLIENT_ID"),
             client_secret=env.text("IDP_ADMIN_CLIENT_SECRET"),
