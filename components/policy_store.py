@@ -181,6 +181,8 @@ class PolicyStore(pulumi.ComponentResource):
         self, args: PolicyStoreArgs, store: aws.verifiedpermissions.PolicyStore
     ) -> dict[str, dict[str, str]]:
         child = pulumi.ResourceOptions(parent=self)
+        # TODO: a long-lived access key, since kind has no AWS workload identity; goes when the
+        # service can exchange its SVID for AWS credentials (IAM Roles Anywhere or OIDC).
         user = aws.iam.User(f"{self._name}-caller", path="/identity-lab/", opts=child)
         # The service may ask this one store and do nothing else.
         aws.iam.UserPolicy(

@@ -149,7 +149,9 @@ class RunningService:
 def running_decision_service(config: Config, timeout: float = 10.0) -> Iterator[RunningService]:
     """The service on 127.0.0.1, an ephemeral port; stopped (and its thread joined) on exit."""
     service = service_from_config(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so; without it
+    # every answer waits out the peer's delayed ACK (about 40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(

@@ -41,6 +41,9 @@ class LocalBackend:
         self.bundle = bundle
 
     def decide(self, request: CedarRequest) -> Decision:
+        # TODO: about 5,800 decisions/s on one core, short of 10,000: cedarpy spends most of
+        # the call on the context's entity references; goes when the delegation carries plain
+        # SPIFFE ID strings, or cedarpy parses typed contexts faster.
         try:
             # Entities are checked against the schema, so a malformed attribute is an error.
             entities = cedarpy.Entities.from_json_str(
