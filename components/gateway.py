@@ -328,6 +328,9 @@ def jwt_config(maximum_expiration: int) -> dict[str, Any]:
 def rate_limit_config(per_minute: int) -> dict[str, Any]:
     # `local` keeps counters in the node's memory: it needs no database, so DB-less Kong
     # accepts it (a `cluster` policy makes the whole DB-less config invalid).
+    # TODO: a consumer is a trusted issuer, so the realm's users share one bucket per route;
+    # switch to `limit_by: header` on X-Lab-Subject once the live suite shows Kong's
+    # rate-limiting reads the header lab-authz sets.
     return {
         "minute": per_minute,
         "policy": "local",

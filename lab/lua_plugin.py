@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -158,6 +159,10 @@ class LoopbackClient:
             connection = self._connections.get(key)
             if connection is None:
                 connection = http.client.HTTPConnection(*key, timeout=timeout)
+                connection.connect()
+                # As nginx's cosockets do (tcp_nodelay on): http.client writes the headers and
+                # the body separately, and Nagle would hold the body for the peer's delayed ACK.
+                connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._connections[key] = connection
             connection.timeout = timeout
             if connection.sock is not None:

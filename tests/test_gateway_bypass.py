@@ -360,3 +360,22 @@ def test_component_route_config_drives_the_plugin(mint, service, runtime):
     conf["decision_url"] = f"{service.url}/access/v1/evaluation"
     assert runtime.handle(conf, mint.token()).status == 200
     assert runtime.handle(conf, mint.token(scope="image:generate")).status == 403
+
+
+def test_the_actor_is_act_client_id_when_the_idp_puts_it_there(mint):
+    sent = []
+
+    def post(url, body, headers, timeout):
+        sent.append(json.loads(body))
+        return 200, b'{"decision": true}'
+
+    runtime = LabAuthzRuntime(http_post=post)
+    conf = route_conf("http://127.0.0.1:9/access/v1/evaluation", actor_required=True)
+    keycloak_act = {"sub": "service-account-user-id", "client_id": AGENT}
+    outcome = runtime.handle(conf, delegated(mint, act=keycloak_act))
+    assert outcome.status == 200
+    assert sent[0]["subject"]["properties"] == {"actor": AGENT}
+    rogue_act = {"sub": "service-account-user-id", "client_id": ROGUE}
+    assert_denied(
+        runtime.handle(conf, delegated(mint, ROGUE, act=rogue_act)), 403, "actor not delegated"
+    )

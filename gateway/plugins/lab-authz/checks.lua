@@ -45,14 +45,19 @@ function _M.scopes(claims, required)
   return nil
 end
 
--- Only `act.sub` at the top level names the actor. A nested `act` records earlier hops of
--- the delegation chain (RFC 8693 section 4.1) and is never used to authorize.
+local function text(value)
+  return type(value) == "string" and value ~= "" and value or nil
+end
+
+-- Only the top-level `act` names the actor: its `client_id` (Keycloak puts the agent's SPIFFE
+-- ID there and its service-account user in `sub`), else its `sub` (docs/contracts.md). A
+-- nested `act` records earlier hops (RFC 8693 section 4.1) and is never used to authorize.
 function _M.actor(claims, conf)
   local act = claims.act
-  if act ~= nil and (type(act) ~= "table" or type(act.sub) ~= "string" or act.sub == "") then
+  if act ~= nil and (type(act) ~= "table" or not (text(act.client_id) or text(act.sub))) then
     return nil, 401, "malformed actor claim"
   end
-  local actor = act and act.sub or nil
+  local actor = act and (text(act.client_id) or text(act.sub)) or nil
   local agent_prefix = conf.agent_prefix
 
   if actor == nil then
