@@ -83,6 +83,8 @@ class AwsEmulator(pulumi.ComponentResource):
             ),
         )
         # The default rollout wait keeps the AWS provider from calling before moto listens.
+        # TODO: moto keeps its state in memory; a restarted pod has no topics or queues until
+        # `pulumi refresh && pulumi up` recreates them. Mount a volume once moto persists.
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(

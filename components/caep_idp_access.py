@@ -39,6 +39,8 @@ class CaepIdpAccess(pulumi.ComponentResource):
     ):
         super().__init__("identity-lab:signals:CaepIdpAccess", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # TODO: a static client secret; authenticate with the receiver's JWT-SVID instead
+        # (as the agents do) once lab-system workloads mount the SPIFFE Workload API.
         secret = random.RandomPassword(f"{name}-secret", length=40, special=False, opts=child)
         client = keycloak.openid.Client(
             f"{name}-client",

@@ -281,3 +281,10 @@ def test_the_receiver_ends_idp_sessions_with_a_manage_users_only_client(plan):
         "secret": "caep-receiver",
         "key": "IDP_ADMIN_CLIENT_SECRET",
     }
+
+
+def test_the_gateway_asks_the_same_decision_service_the_receiver_revokes_in(plan):
+    decision_url = release_values(plan, "caep-receiver")["env"]["DECISION_URL"]
+    gateway = plan.one("identity-lab:gateway:Gateway")
+    configured = json.dumps([r["inputs"] for r in plan.descendants(gateway)])
+    assert f"{decision_url}/access/v1/evaluation" in configured

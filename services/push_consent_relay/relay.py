@@ -74,6 +74,8 @@ class Relay:
     answer_url: str = ""
     """Base URL approvers answer at (the relay's own address as they see it)."""
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
+    # TODO: waiting requests live in memory, so a relay restart drops them (the IdP then
+    # times them out); keep them on a volume once the relay runs more than one replica.
     pending: dict[str, Pending] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
