@@ -254,6 +254,26 @@ ROWS = [
         ALLOWED,
     ),
     Row(
+        "Keycloak's act: agent in client_id, its account in sub",
+        chat(**{**DELEGATED, "act": {"sub": "agent-account-id", "client_id": AGENT}}),
+        True,
+        ("users-chat-by-group",),
+        ALLOWED,
+    ),
+    Row(
+        "Keycloak's act naming an agent the user never delegated to",
+        chat(
+            **{
+                **DELEGATED,
+                "azp": OTHER_AGENT,
+                "act": {"sub": "other-account-id", "client_id": OTHER_AGENT},
+            }
+        ),
+        False,
+        ("agent-not-delegated",),
+        "actor not delegated by the user",
+    ),
+    Row(
         "revoked agent",
         chat(**DELEGATED),
         False,

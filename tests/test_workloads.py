@@ -165,7 +165,7 @@ def test_agent_gets_consent_exchanges_with_its_svid_and_calls_the_model():
             )
     assert result["status"] == 200
     assert result["result"] == f"[{MODEL}] for user-alice: hi"
-    assert result["delegated"]["act"] == {"sub": AGENT_ID}
+    assert result["delegated"]["act"]["client_id"] == AGENT_ID
     assert result["delegated"]["aud"] == "chat-models"
     # Two pending polls, then the approved one; every request carried a fresh SVID for the realm.
     polls = [c for c in realm.calls if c.get("grant_type") == oauth.CIBA_GRANT]

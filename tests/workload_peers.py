@@ -202,7 +202,8 @@ class Realm:
             "azp": client,
             "aud": form.get("audience"),
             "scope": scope,
-            "act": {"sub": client},
+            # Keycloak's delegation shape: the agent's client in client_id, its account in sub.
+            "act": {"sub": f"service-account-of-{client}", "client_id": client},
             "delegates": subject.get("delegates", []),
         }
         return {
@@ -292,7 +293,7 @@ class Gateway:
             return JSONResponse({"reason": f"scope {scope} missing"}, 403)
         # An agent's token on a model route must say on whose behalf it acts.
         if audience == "chat-models" and claims["azp"].startswith("spiffe://"):
-            if claims.get("act", {}).get("sub") != claims["azp"]:
+            if claims.get("act", {}).get("client_id") != claims["azp"]:
                 return JSONResponse({"reason": "an agent's token without act"}, 403)
         self.seen.append(claims)
         return claims

@@ -101,7 +101,9 @@ class Claims:
     groups: tuple[str, ...]
     delegates: tuple[str, ...]
     actor: str | None
-    """The top-level `act.sub`; nested actors are informational only and ignored."""
+    """The top-level actor's id: `act.client_id` (Keycloak's delegation names the agent's client
+    there and its service-account user in `act.sub`), else `act.sub`. Nested actors are
+    informational only and ignored."""
     session_id: str | None
     auth_time: int | None
     username: str | None
@@ -134,9 +136,11 @@ def read_claims(claims: Mapping[str, Any], now: int, leeway: int) -> Claims:
     act = claims.get("act")
     actor = None
     if act is not None:
-        if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or not act["sub"]:
+        if not isinstance(act, dict):
             raise TokenError("malformed claim act")
-        actor = act["sub"]
+        actor = act.get("client_id", act.get("sub"))
+        if not isinstance(actor, str) or not actor:
+            raise TokenError("malformed claim act")
     auth_time = claims.get("auth_time")
     if auth_time is not None and (
         isinstance(auth_time, bool) or not isinstance(auth_time, int) or not 0 <= auth_time
