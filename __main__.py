@@ -230,6 +230,10 @@ pulumi.export(
         "caepQueueUrl": signals.caep_queue_url,
         "caepDeadLetterQueueUrl": signals.caep_dead_letter_queue_url,
         "approvalsQueueUrl": signals.approvals_queue_url,
+        # Where the host reaches the emulator (dev); absent on real AWS.
+        "emulatorEndpoint": (
+            f"http://127.0.0.1:{settings.ports.aws_emulator}" if settings.local_aws else None
+        ),
     },
 )
 pulumi.export(

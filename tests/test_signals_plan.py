@@ -288,3 +288,9 @@ def test_the_gateway_asks_the_same_decision_service_the_receiver_revokes_in(plan
     gateway = plan.one("identity-lab:gateway:Gateway")
     configured = json.dumps([r["inputs"] for r in plan.descendants(gateway)])
     assert f"{decision_url}/access/v1/evaluation" in configured
+
+
+def test_the_stack_says_where_the_emulator_answers(dev_plan, aws_plan):
+    assert dev_plan.outputs["signals"]["emulatorEndpoint"] == "http://127.0.0.1:4566"
+    assert aws_plan.outputs["signals"]["emulatorEndpoint"] is None
+    assert "signalsCredentials" in dev_plan.secret_outputs
