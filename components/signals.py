@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -129,7 +128,10 @@ def key_policy(account_id: str, topic_arns: list[str]) -> str:
     )
 
 
-def workload_policy(actions: tuple[str, ...], resource_arn: str, key_actions, key_arn) -> str:
+def workload_policy(
+    actions: tuple[str, ...], resource_arn: str, key_actions: tuple[str, ...], key_arn: str
+) -> str:
+    """The workload's own calls on its one resource, and the key use those calls need."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -314,11 +316,3 @@ class Signals(pulumi.ComponentResource):
             access_key_id=access_key.id,
             secret_access_key=pulumi.Output.secret(access_key.secret),
         )
-
-
-def credentials_env(credentials: WorkloadCredentials) -> dict[str, Any]:
-    """The AWS SDK's environment variables for these credentials."""
-    return {
-        "AWS_ACCESS_KEY_ID": credentials.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
-    }
