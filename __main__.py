@@ -8,6 +8,7 @@ import pulumi_vault
 from components.aws_emulator import AwsEmulator, AwsEmulatorArgs, emulator_provider_args
 from components.caep_idp_access import CaepIdpAccess, CaepIdpAccessArgs
 from components.cluster import NODE_PORTS, Cluster, ClusterArgs
+from components.cluster_dns import ClusterDns, ClusterDnsArgs, HostRewrite
 from components.demo_workloads import DemoWorkloads, DemoWorkloadsArgs
 from components.gateway import Gateway, GatewayArgs
 from components.identity_provider import IdentityProvider, IdentityProviderArgs
@@ -45,33 +46,12 @@ idp = IdentityProvider(
         postgres_image=settings.versions.postgres,
         database_storage_gi=settings.idp_database_storage_gi,
         ciba_channel_url=ciba_channel_url(settings.cluster_dns_domain),
-        rewrite_cluster_dns=not settings.adopts_cluster,
     ),
     root_ca,
     opts=pulumi.ResourceOptions(
         providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
     ),
 )
-# The realm is configured over the admin API at the public URL, trusting only the lab root.
-keycloak_admin = keycloak.Provider(
-    "keycloak",
-    url=idp.url,
-    base_path="",
-    realm="master",
-    client_id="admin-cli",
-    username=idp.admin_username,
-    password=idp.admin_password,
-    root_ca_certificate=root_ca.cert_pem,
-    initial_login=False,
-    opts=pulumi.ResourceOptions(parent=idp, depends_on=[idp.release]),
-)
-realm = KeycloakRealm(
-    "realm",
-    KeycloakRealmArgs(lab_realm(settings)),
-    root_ca,
-    opts=pulumi.ResourceOptions(providers={"keycloak": keycloak_admin}, depends_on=[idp.release]),
-)
-
 # One trust anchor: Vault's PKI intermediate under the root, SPIRE's CA under Vault.
 vault_server = VaultServer(
     "vault", VaultServerArgs.from_settings(settings), namespaces.ready, opts=in_cluster
@@ -105,6 +85,26 @@ spire = Spire(
     namespaces_ready=namespaces.ready,
     vault_ready=vault_config.ready,
     opts=in_cluster,
+)
+
+# The realm is configured over the admin API at the public URL, trusting only the lab root.
+keycloak_admin = keycloak.Provider(
+    "keycloak",
+    url=idp.url,
+    base_path="",
+    realm="master",
+    client_id="admin-cli",
+    username=idp.admin_username,
+    password=idp.admin_password,
+    root_ca_certificate=root_ca.cert_pem,
+    initial_login=False,
+    opts=pulumi.ResourceOptions(parent=idp, depends_on=[idp.release]),
+)
+realm = KeycloakRealm(
+    "realm",
+    KeycloakRealmArgs(lab_realm(settings), spiffe_bundle_endpoint=spire.jwks_url),
+    root_ca,
+    opts=pulumi.ResourceOptions(providers={"keycloak": keycloak_admin}, depends_on=[idp.release]),
 )
 
 # The protected resources, reachable from the gateway's namespace only.
@@ -143,6 +143,19 @@ gateway = Gateway(
     opts=pulumi.ResourceOptions(
         providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
     ),
+)
+# Pods call the IdP and the gateway by their public names, as the host does.
+ClusterDns(
+    "cluster-dns",
+    ClusterDnsArgs(
+        rewrites=[
+            HostRewrite(settings.hosts.idp, idp.service_host),
+            HostRewrite(settings.hosts.gateway, gateway.proxy_service_host),
+        ],
+        dns_domain=settings.cluster_dns_domain,
+        patch_corefile=not settings.adopts_cluster,
+    ),
+    opts=in_cluster,
 )
 
 # Signals: SNS and SQS in the AWS account (aws stack), or in moto inside the cluster (dev

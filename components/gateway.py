@@ -152,6 +152,10 @@ class GatewayArgs:
     """The URL clients use (host port on 127.0.0.1)."""
     node_port: int
     """NodePort of the proxy's TLS listener, mapped to the host by the kind config."""
+    https_port: int
+    """The public URL's port; the proxy Service listens on it too, so pods use the same URL."""
+    cluster_dns_domain: str
+    """The cluster's DNS domain, for the proxy Service's name."""
     trusted_issuers: Sequence[TrustedIssuer]
     """Token sources, one consumer each."""
     routes: Sequence[Route]
@@ -278,6 +282,8 @@ class GatewayArgs:
             hostname=settings.hosts.gateway,
             public_url=settings.hosts.gateway_url,
             node_port=NODE_PORTS["gateway_https"],
+            https_port=settings.ports.gateway_https,
+            cluster_dns_domain=dns,
             trusted_issuers=[
                 TrustedIssuer("idp", issuers(settings).idp, idp_public_key_pem),
             ],
@@ -378,6 +384,8 @@ class Gateway(pulumi.ComponentResource):
 
     url: str
     """The gateway's public URL (https, on 127.0.0.1 through the kind port mapping)."""
+    proxy_service_host: str
+    """The proxy Service's cluster name, where pods' DNS sends the public host name."""
     proxy_pod_labels: dict[str, str]
     """Labels of the proxy pods, for NetworkPolicies of the backends it calls."""
     release: k8s.helm.v3.Release
@@ -394,6 +402,10 @@ class Gateway(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self.url = args.public_url
+        # The ingress chart names its Kong subchart "gateway": <release>-gateway-proxy.
+        self.proxy_service_host = (
+            f"kong-gateway-proxy.{args.namespace}.svc.{args.cluster_dns_domain}"
+        )
         self.proxy_pod_labels = dict(PROXY_POD_LABELS)
 
         crds = self._create_crds()
@@ -486,7 +498,11 @@ class Gateway(pulumi.ComponentResource):
                 "proxy": {
                     "type": "NodePort",
                     "http": {"enabled": False},
-                    "tls": {"enabled": True, "nodePort": args.node_port},
+                    "tls": {
+                        "enabled": True,
+                        "servicePort": args.https_port,
+                        "nodePort": args.node_port,
+                    },
                 },
                 "podLabels": dict(PROXY_POD_LABELS),
                 "resources": args.resources,

@@ -4,7 +4,7 @@ Keycloak serves HTTPS itself with a certificate issued under the lab root, on on
 URL (hostname v2 as a full URL, backchannel dynamic), so every token's `iss` is the realm
 issuer whether it was fetched from the host or from a pod. The host reaches it through the
 kind port mapping (127.0.0.1:<idpHttpsPort> -> NodePort); pods reach the same name because
-CoreDNS rewrites it to the Keycloak Service, which listens on the same port number.
+components/cluster_dns.py rewrites it to the Keycloak Service, which listens on the same port.
 
 The realm itself is configured by components/keycloak_realm.py through a pulumi-keycloak
 provider that the caller builds from this component's outputs.
@@ -59,8 +59,6 @@ class IdentityProviderArgs:
     """Postgres volume size."""
     ciba_channel_url: str = ""
     """Where Keycloak's CIBA HTTP authentication channel POSTs consent requests."""
-    rewrite_cluster_dns: bool = True
-    """Rewrite the public host name to the Service in CoreDNS (kind; off for adopted clusters)."""
     namespace: str = Namespace.IDP.value
     """Namespace to deploy into (created by the Namespaces component)."""
     release_name: str = "keycloak"
@@ -102,41 +100,13 @@ def server_args(args: IdentityProviderArgs) -> list[str]:
     return line
 
 
-def corefile(public_host: str, service_host: str, dns_domain: str) -> str:
-    """kind's default Corefile plus one rewrite: the IdP's public name -> its Service."""
-    return f"""\
-.:53 {{
-    errors
-    health {{
-       lameduck 5s
-    }}
-    ready
-    rewrite stop {{
-       name exact {public_host} {service_host}
-       answer name {service_host} {public_host}
-    }}
-    kubernetes {dns_domain} in-addr.arpa ip6.arpa {{
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }}
-    prometheus :9153
-    forward . /etc/resolv.conf {{
-       max_concurrent 1000
-    }}
-    cache 30
-    loop
-    reload
-    loadbalance
-}}
-"""
-
-
 class IdentityProvider(pulumi.ComponentResource):
     """Keycloak with its database, TLS certificate and cluster DNS name."""
 
     url: str
     """The public base URL (also what pods use), such as https://idp.lab.localhost:9443."""
+    service_host: str
+    """Keycloak's Service name in the cluster, where pods' DNS sends the public host name."""
     admin_username: str
     """The bootstrap admin of the master realm."""
     admin_password: pulumi.Output[str]
@@ -155,6 +125,7 @@ class IdentityProvider(pulumi.ComponentResource):
     ):
         super().__init__("identity-lab:idp:IdentityProvider", name, None, opts)
         self.url = args.url
+        self.service_host = args.service_host
         self.admin_username = "lab-admin"
         child = pulumi.ResourceOptions(parent=self)
 
@@ -170,15 +141,6 @@ class IdentityProvider(pulumi.ComponentResource):
         credentials = self._create_credentials(name, args, admin, db_password)
         database = self._create_database(name, args, credentials)
         self.release = self._create_keycloak(name, args, tls_secret, credentials, database)
-        if args.rewrite_cluster_dns:
-            self._create_dns_rewrite(name, args)
-        else:
-            pulumi.log.warn(
-                f"The IdP's name {args.public_host} is not rewritten in this cluster's DNS; "
-                f"make it resolve to {args.service_host} in pods, or tokens fetched in-cluster "
-                "will not reach Keycloak.",
-                resource=self,
-            )
 
         self.register_outputs({"url": self.url, "tlsCertPem": self.tls_cert_pem})
 
@@ -375,22 +337,6 @@ class IdentityProvider(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[tls_secret, credentials, database]
             ),
-        )
-
-    def _create_dns_rewrite(self, name: str, args: IdentityProviderArgs) -> None:
-        # CoreDNS reloads its Corefile by itself (the `reload` plugin).
-        k8s.core.v1.ConfigMapPatch(
-            f"{name}-coredns",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="coredns",
-                namespace="kube-system",
-                annotations={"pulumi.com/patchForce": "true"},
-            ),
-            data={
-                "Corefile": corefile(args.public_host, args.service_host, args.cluster_dns_domain)
-            },
-            # Deleting the patch would drop the whole Corefile; the rewrite is harmless to keep.
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
 
 

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from components.identity_provider import FEATURES, corefile, server_args
+from components.identity_provider import FEATURES, server_args
 from lab.naming import Audience, Namespace, Scope, issuers, spiffe_id
 from lab.realm import (
     MODEL_AUDIENCES,
@@ -294,28 +294,6 @@ def test_keycloak_release_pins_features_port_and_ciba_channel(dev_plan, settings
     # Passwords reach the pod by Secret reference only: no secret value in the release.
     assert release["secretInputs"] == []
     assert "keycloak-credentials" in values["extraEnv"]
-
-
-def test_pods_reach_the_idp_by_its_public_name(dev_plan):
-    patch = dev_plan.one("kubernetes:core/v1:ConfigMapPatch", "idp-coredns")["inputs"]
-    text = patch["data"]["Corefile"]
-    assert "name exact idp.lab.localhost keycloak-http.idp.svc.cluster.local" in text
-    assert "kubernetes cluster.local in-addr.arpa ip6.arpa" in text
-    assert text == corefile(
-        "idp.lab.localhost", "keycloak-http.idp.svc.cluster.local", "cluster.local"
-    )
-
-
-def test_adopted_cluster_gets_no_dns_patch(plan_with):
-    plan = plan_with(
-        "dev",
-        {
-            "identity-lab:kubeconfig": "apiVersion: v1\nkind: Config\n",
-            "identity-lab:serviceAccountIssuer": "https://oidc.example.com/id/1",
-        },
-        {"identity-lab:kubeconfig"},
-    )
-    assert plan.of_type("kubernetes:core/v1:ConfigMapPatch") == []
 
 
 def test_demo_user_passwords_and_app_secret_are_secret_outputs(dev_plan):
