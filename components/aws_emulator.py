@@ -77,7 +77,12 @@ class AwsEmulator(pulumi.ComponentResource):
             readiness_probe=probe,
             liveness_probe=probe,
             resources=RESOURCES,
+            # moto keeps its state in memory and writes nothing under its install, so it runs
+            # as an unprivileged user like every other lab workload.
             security_context=k8s.core.v1.SecurityContextArgs(
+                run_as_non_root=True,
+                run_as_user=10001,
+                run_as_group=10001,
                 allow_privilege_escalation=False,
                 capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
             ),

@@ -245,7 +245,7 @@ class IdentityProvider(pulumi.ComponentResource):
                                 ),
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
                                     requests={"cpu": "50m", "memory": "128Mi"},
-                                    limits={"memory": "512Mi"},
+                                    limits={"cpu": "500m", "memory": "512Mi"},
                                 ),
                                 security_context=k8s.core.v1.SecurityContextArgs(
                                     allow_privilege_escalation=False,
@@ -315,7 +315,8 @@ class IdentityProvider(pulumi.ComponentResource):
             },
             "resources": {
                 "requests": {"cpu": "250m", "memory": "768Mi"},
-                "limits": {"memory": "1536Mi"},
+                # Start-up (schema migration, Quarkus boot) is CPU-bound: room, but a ceiling.
+                "limits": {"cpu": "2", "memory": "1536Mi"},
             },
             "securityContext": {
                 "runAsUser": 1000,

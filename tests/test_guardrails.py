@@ -28,19 +28,6 @@ from lab_guardrails.rules import PLATFORM_NAMESPACES  # noqa: E402
 RELEASE = "kubernetes:helm.sh/v3:Release"
 LOCAL_CHART = "charts/"
 
-# Findings in other parts that are reported and not yet fixed: (rule, resource name) -> what.
-# TODO: each entry goes when its part fixes the resource; the rule itself stays strict.
-KNOWN_FINDINGS: dict[tuple[str, str], str] = {
-    ("requests-and-limits", "idp-postgres"): "the IdP's Postgres sets no CPU limit",
-    ("requests-and-limits", "idp-keycloak"): "the Keycloak release sets no CPU limit",
-    ("containers-non-root", "aws-emulator-deployment"): "the moto container runs as root",
-}
-
-
-def open_findings(violations) -> list:
-    """Violations other than the known, reported findings above."""
-    return [v for v in violations if (v.rule, v.urn.rsplit("::", 1)[-1]) not in KNOWN_FINDINGS]
-
 
 def local_releases(plan: Plan) -> list[dict]:
     return [
@@ -76,7 +63,7 @@ def stack_plan(request, dev_plan, aws_plan) -> Plan:
 
 def test_the_lab_passes_its_own_guardrails(stack_plan):
     resources = guarded_resources(stack_plan)
-    violations = open_findings(check_resources(resources))
+    violations = check_resources(resources)
     report = "\n".join(f"[{v.rule}] {v.urn}\n    {v.message}" for v in violations)
     assert not violations, (
         f"{len(violations)} guardrail violation(s) in {stack_plan.stack}:\n{report}"
@@ -119,7 +106,7 @@ def test_the_gateway_routes_carry_the_authz_plugin():
     plan = run_plan("dev", program=ROOT / "tests" / "programs" / "gateway_only.py")
     routes = plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
     assert routes, "the gateway program made no routes"
-    assert open_findings(check_resources(guarded_resources(plan))) == []
+    assert check_resources(guarded_resources(plan)) == []
     # The same routes without their lab-authz plugins are caught, one finding per route.
     stripped = [
         r
