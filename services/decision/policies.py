@@ -39,6 +39,27 @@ class PolicyBundle:
     def text(self) -> str:
         return "\n".join(self.policies.values())
 
+    @property
+    def action_entities(self) -> list[dict]:
+        """The schema's actions as entities, with their groups (such as "sensitive").
+
+        cedarpy takes action groups from the schema when it is given one; a request decided
+        without the schema must carry them as entities, or `action in ...` never matches.
+        """
+        actions = json.loads(self.schema_json)[NAMESPACE].get("actions", {})
+        kind = f"{NAMESPACE}::Action"
+        return [
+            {
+                "uid": {"type": kind, "id": name},
+                "attrs": {},
+                "parents": [
+                    {"type": parent.get("type", kind), "id": parent["id"]}
+                    for parent in spec.get("memberOf", [])
+                ],
+            }
+            for name, spec in actions.items()
+        ]
+
 
 def policy_id(path: Path, text: str) -> str:
     """The policy's @id, which must be single and match the file name."""
