@@ -89,3 +89,52 @@ def test_lab_namespaces_deny_ingress_by_default(plan):
     for name in denied:
         labels = namespaces[name]["inputs"]["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted" or name == "models"
+
+
+# API groups Kubernetes serves itself; any other group in a resource type comes from a CRD.
+BUILT_IN_GROUPS = {"core", "apps", "networking.k8s.io", "helm.sh", "yaml", "batch", "rbac"}
+
+
+def _crd_steps(plan) -> set[str]:
+    """Resources that install CRDs: their own release or manifest step, named *-crds."""
+    return {
+        r["urn"]
+        for r in plan.resources
+        if r["type"] in ("kubernetes:helm.sh/v3:Release", "kubernetes:yaml/v2:ConfigFile")
+        and r["name"].endswith("-crds")
+    }
+
+
+def _waits_for(plan, resource: dict, targets: set[str]) -> bool:
+    """Whether the resource, or a component above it, explicitly depends on one of targets."""
+    by_urn = plan.by_urn()
+    seen: set[str] = set()
+    stack = [resource["urn"]]
+    while stack:
+        urn = stack.pop()
+        if urn in seen or urn not in by_urn:
+            continue
+        seen.add(urn)
+        current = by_urn[urn]
+        if targets & set(current["dependsOn"]):
+            return True
+        stack += current["dependsOn"]
+        if current["parent"]:
+            stack.append(current["parent"])
+    return False
+
+
+def test_custom_resources_wait_for_the_crds_they_use(plan):
+    crds = _crd_steps(plan)
+    custom = [
+        r
+        for r in plan.resources
+        if r["type"].startswith("kubernetes:")
+        and r["type"].split(":")[1].split("/")[0] not in BUILT_IN_GROUPS
+    ]
+    # Kong's plugins and consumers are custom resources; SPIRE's identities ride in its release.
+    assert len(custom) >= 5, [r["type"] for r in custom]
+    assert [r["name"] for r in custom if not _waits_for(plan, r, crds)] == []
+    spire = plan.one("kubernetes:helm.sh/v3:Release", "spire-release")
+    assert spire["inputs"]["values"]["spire-server"]["controllerManager"]["identities"]
+    assert _waits_for(plan, spire, crds)
