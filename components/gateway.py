@@ -111,6 +111,26 @@ class TrustedIssuer:
 
 
 @dataclass(frozen=True)
+class WebEntry:
+    """A browser front-end on its own host name: TLS at the gateway, no token plugins.
+
+    The app logs its users in itself (authorization code + PKCE) and calls the API routes
+    with their tokens, where every check applies; its pages carry no token to check.
+    """
+
+    name: str
+    """DNS label; names the Ingress."""
+    host: str
+    """Its public host name (also a DNS name of the gateway's certificate)."""
+    namespace: str
+    """The app's namespace (the Ingress lives there too)."""
+    service: str
+    """The app's Service name."""
+    port: int
+    """The app's Service port."""
+
+
+@dataclass(frozen=True)
 class Route:
     """A path on the gateway's host to a backend Service, with the decision it needs."""
 
@@ -172,6 +192,8 @@ class GatewayArgs:
     """Budget for one decision call; past it the request is denied."""
     max_token_bytes: int = 8192
     """Longer tokens are refused before they are decoded."""
+    web_entries: Sequence[WebEntry] = ()
+    """Browser front-ends served on their own host names."""
     chart: Chart = PINS.kong
     crds_chart: Chart = PINS.kong_crds
     image: Image = PINS.kong_image
@@ -195,7 +217,8 @@ class GatewayArgs:
         names = [r.name for r in self.routes]
         if len(set(names)) != len(names):
             raise GatewayConfigError(f"gateway routes: names must differ, got {names}")
-        if Namespace.LAB_SYSTEM.value in {r.namespace for r in self.routes}:
+        routed = {r.namespace for r in self.routes} | {w.namespace for w in self.web_entries}
+        if Namespace.LAB_SYSTEM.value in routed:
             raise GatewayConfigError(
                 f"gateway routes: nothing in {Namespace.LAB_SYSTEM.value} is routed "
                 "(the decision service is never exposed)"
@@ -221,13 +244,15 @@ class GatewayArgs:
         image_service: str = "stable-diffusion",
         image_port: int = 8080,
         services: Sequence[tuple[str, str, int]] = (("target", "service-target", 8080),),
+        demo_app: tuple[str, int] = ("demo-app", 8080),
     ) -> GatewayArgs:
         """The lab's gateway: the IdP as the trusted issuer, chat (and images) and services.
 
         `decision_url` is the decision service's base URL (else built from its Service name
         and port). `services` are (path segment, Service name, port) in lab-services;
         each is routed at /services/<segment> as the resource named by its SPIFFE ID (the
-        Service's name is its service account's).
+        Service's name is its service account's). `demo_app` is the (Service, port) of the
+        demo web app, served at the app host name.
         """
         dns = settings.cluster_dns_domain
         ollama = f"http://{ollama_service}.{Namespace.MODELS}.svc.{dns}:{ollama_port}"
@@ -297,6 +322,9 @@ class GatewayArgs:
             # The longest token the gateway sees, plus the IdP's clock running ahead.
             maximum_expiration=max(lifetimes.access_token, lifetimes.delegated_token)
             + lifetimes.clock_skew,
+            web_entries=[
+                WebEntry("app", settings.hosts.app, Namespace.APPS.value, *demo_app),
+            ],
         )
 
 
@@ -415,6 +443,7 @@ class Gateway(pulumi.ComponentResource):
         consumers = self._create_consumers(crds)
         shared = self._create_shared_plugins(crds)
         self._create_routes(crds, [*consumers, *shared])
+        self._create_web_entries()
 
         self.register_outputs({"url": self.url})
 
@@ -434,7 +463,10 @@ class Gateway(pulumi.ComponentResource):
         args = self._args
         key, cert = root_ca.issue(
             f"{self._name}-proxy-tls",
-            Subject(common_name=args.hostname, dns_names=(args.hostname,)),
+            Subject(
+                common_name=args.hostname,
+                dns_names=(args.hostname, *(w.host for w in args.web_entries)),
+            ),
             TLS_SERVER,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -632,6 +664,42 @@ class Gateway(pulumi.ComponentResource):
                     ],
                 ),
                 opts=self._opts([self.release, *shared, *plugins]),
+            )
+
+    def _create_web_entries(self) -> None:
+        for entry in self._args.web_entries:
+            k8s.networking.v1.Ingress(
+                f"{self._name}-web-{entry.name}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"gateway-web-{entry.name}",
+                    namespace=entry.namespace,
+                    annotations={"konghq.com/protocols": "https"},
+                ),
+                spec=k8s.networking.v1.IngressSpecArgs(
+                    ingress_class_name=INGRESS_CLASS,
+                    rules=[
+                        k8s.networking.v1.IngressRuleArgs(
+                            host=entry.host,
+                            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                                paths=[
+                                    k8s.networking.v1.HTTPIngressPathArgs(
+                                        path="/",
+                                        path_type="Prefix",
+                                        backend=k8s.networking.v1.IngressBackendArgs(
+                                            service=k8s.networking.v1.IngressServiceBackendArgs(
+                                                name=entry.service,
+                                                port=k8s.networking.v1.ServiceBackendPortArgs(
+                                                    number=entry.port
+                                                ),
+                                            )
+                                        ),
+                                    )
+                                ]
+                            ),
+                        )
+                    ],
+                ),
+                opts=self._opts([self.release]),
             )
 
     def _route_plugin(

@@ -57,6 +57,30 @@ def kong_objects(plan, kind: str) -> list[dict]:
     return [r["inputs"] for r in plan.of_type(f"{KONG}:{kind}")]
 
 
+def api_routes(plan) -> list[dict]:
+    """The Ingresses of the API host; the demo app's web entry is tested on its own."""
+    return [
+        i
+        for i in plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+        if not i["inputs"]["metadata"]["name"].startswith("gateway-web-")
+    ]
+
+
+def test_the_demo_app_is_served_on_its_host_without_token_plugins(dev_plan):
+    (entry,) = [
+        i
+        for i in dev_plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+        if i["inputs"]["metadata"]["name"].startswith("gateway-web-")
+    ]
+    metadata, spec = entry["inputs"]["metadata"], entry["inputs"]["spec"]
+    assert metadata["namespace"] == Namespace.APPS.value
+    assert "konghq.com/plugins" not in metadata["annotations"]
+    (rule,) = spec["rules"]
+    assert rule["host"] == "app.lab.localhost"
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "demo-app", "port": {"number": 8080}}
+
+
 def test_jwt_credential_is_the_issuer_with_the_spki_form_of_the_key(gateway_plan):
     plan, secrets = gateway_plan
     credential = secrets["issuer-idp-jwt"]
@@ -113,7 +137,7 @@ def test_every_rate_limit_is_local_per_consumer_and_no_cluster_policy_exists(gat
 
 def test_every_route_carries_jwt_then_authz_then_rate_limit(gateway_plan):
     plan, _ = gateway_plan
-    ingresses = plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    ingresses = api_routes(plan)
     assert {i["inputs"]["metadata"]["name"] for i in ingresses} == {
         "gateway-chat",
         "gateway-service-target",
@@ -242,7 +266,8 @@ def test_proxy_certificate_chains_to_the_root_for_the_gateway_host(gateway_plan)
     root = x509.load_pem_x509_certificate(plan.outputs["rootCaCertPem"].encode())
     cert.verify_directly_issued_by(root)
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert names.get_values_for_type(x509.DNSName) == ["api.lab.localhost"]
+    # The API host, and the demo app's host served on the same TLS listener.
+    assert names.get_values_for_type(x509.DNSName) == ["api.lab.localhost", "app.lab.localhost"]
     usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
 
@@ -291,7 +316,7 @@ def test_routes_into_the_decision_service_namespace_are_refused():
 def test_the_lab_plan_has_kong_with_the_plugin_on_every_model_and_service_route(dev_plan):
     gateway = dev_plan.one("identity-lab:gateway:Gateway", "gateway")
     inside = {r["urn"] for r in dev_plan.descendants(gateway)}
-    ingresses = dev_plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    ingresses = api_routes(dev_plan)
     assert {i["inputs"]["metadata"]["name"] for i in ingresses} == {
         "gateway-chat",
         "gateway-service-target",
@@ -310,3 +335,17 @@ def test_the_lab_plan_has_kong_with_the_plugin_on_every_model_and_service_route(
         assert url.startswith("http://") and ".lab-system.svc" in url
         assert url.endswith(":8080/access/v1/evaluation")
     assert dev_plan.outputs["gatewayUrl"] == "https://api.lab.localhost:8443"
+
+
+def test_a_web_entry_into_the_decision_services_namespace_is_refused():
+    from components.gateway import WebEntry
+
+    args = GatewayArgs.from_settings(
+        load_settings(
+            ConfigSource({f"{PROJECT}:mode": "local", f"{PROJECT}:trustDomain": "lab.local"})
+        ),
+        "unused",
+    )
+    exposed = WebEntry("decision", "decide.lab.localhost", Namespace.LAB_SYSTEM.value, "x", 1)
+    with pytest.raises(GatewayConfigError, match="never exposed"):
+        GatewayArgs(**{**vars(args), "web_entries": [exposed]})

@@ -75,8 +75,9 @@ PLATFORM_NAMESPACES = {
     "aws-emulator": "the emulated AWS APIs answer the lab's services and the host",
 }
 
-# Routes that are public by design: logging in and fetching discovery documents.
-PUBLIC_ROUTE_NAMESPACES = ("idp", "spire-server")
+# Routes that are public by design: logging in, fetching discovery documents, and the demo
+# app's pages (the app logs users in itself and calls the API routes with their tokens).
+PUBLIC_ROUTE_NAMESPACES = ("idp", "spire-server", "lab-apps")
 
 
 @dataclass(frozen=True)
