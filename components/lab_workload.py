@@ -1,8 +1,9 @@
 """One of the lab's own services: its image built and pushed, then its local chart released.
 
-The image is built from `services/` (so services can share code) with the service's own
-Dockerfile, tagged with a hash of the sources it is built from, and pushed to the lab's
-registry; the chart is `charts/lab-service` unless the workload has its own.
+The image is built from `services/` (so services can share code) with the one
+`services/Dockerfile`, the service's folder as a build argument, tagged with a hash of the
+sources it is built from, and pushed to the lab's registry; the chart is `charts/lab-service`
+unless the workload has its own.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "services"
 
 
-def source_tag(*folders: Path) -> str:
+DOCKERFILE = SERVICES / "Dockerfile"
+
+
+def source_tag(*sources: Path) -> str:
     """A tag that changes exactly when a file the image is built from changes."""
     digest = hashlib.sha256()
-    for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for source in sources:
+        files = [source] if source.is_file() else source.rglob("*")
+        for path in sorted(p for p in files if p.is_file()):
             if "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
             digest.update(str(path.relative_to(SERVICES)).encode())
@@ -35,7 +40,7 @@ def source_tag(*folders: Path) -> str:
 @dataclass(frozen=True)
 class LabWorkloadArgs:
     service: str
-    """Folder under services/ with the code and its Dockerfile."""
+    """Folder under services/ with the code and its requirements.txt."""
     namespace: str
     """Namespace to release into (created by the Namespaces component)."""
     registry: str
@@ -60,10 +65,10 @@ class LabWorkload(pulumi.ComponentResource):
         self, name: str, args: LabWorkloadArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("identity-lab:workloads:LabWorkload", name, None, opts)
-        folders = [SERVICES / args.service] + [
+        sources = [DOCKERFILE, SERVICES / "__init__.py", SERVICES / args.service] + [
             SERVICES / s for s in args.shared if (SERVICES / s).exists()
         ]
-        tag = source_tag(*folders)
+        tag = source_tag(*sources)
         repository = f"{args.registry}/{args.service}"
 
         image = docker.Image(
@@ -71,7 +76,8 @@ class LabWorkload(pulumi.ComponentResource):
             image_name=f"{repository}:{tag}",
             build=docker.DockerBuildArgs(
                 context=str(SERVICES.relative_to(ROOT)),
-                dockerfile=str((SERVICES / args.service / "Dockerfile").relative_to(ROOT)),
+                dockerfile=str(DOCKERFILE.relative_to(ROOT)),
+                args={"SERVICE": args.service},
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -1,1 +1,1 @@
-"""The lab's own services, each in its folder with its Dockerfile; images build from here."""
+"""The lab's own services, one folder each; every image builds here with services/Dockerfile."""
