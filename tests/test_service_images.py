@@ -10,6 +10,8 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
+
 from components.lab_workload import DOCKERFILE, SERVICES, source_tag
 from lab.versions import PINS
 
@@ -82,3 +84,15 @@ def test_the_tag_follows_the_sources(tmp_path):
     assert second != first
     dockerfile.write_text("FROM y\n")
     assert tag() != second
+
+
+def test_a_service_refuses_a_bad_port_before_it_serves(monkeypatch):
+    from services.common.envconfig import ConfigError
+    from services.common.web import env, serve
+
+    monkeypatch.setenv("PORT", "80000")
+    with pytest.raises(ConfigError, match=r"demo: PORT='80000': allowed: a whole number 1 to"):
+        serve(None, "demo")  # type: ignore[arg-type]
+    monkeypatch.delenv("IDP_ISSUER", raising=False)
+    with pytest.raises(ConfigError, match="IDP_ISSUER is not set; set it"):
+        env("IDP_ISSUER")

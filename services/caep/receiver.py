@@ -324,22 +324,16 @@ def from_env(env=None) -> Receiver:
 
 
 def main() -> None:
-    import uvicorn
-
     from services.common.envconfig import Env
+    from services.common.web import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     env = Env("caep-receiver")
     receiver = from_env(env)
     stop = threading.Event()
     worker = threading.Thread(target=receiver.run, args=(stop,), name="sqs-poll", daemon=True)
     worker.start()
     try:
-        uvicorn.run(
-            create_app(receiver),
-            host=env.text("HOST", "127.0.0.1"),
-            port=env.integer("PORT", 8080, 1, 65535),
-        )
+        serve(create_app(receiver), "caep-receiver")
     finally:
         stop.set()
         worker.join(timeout=env.integer("WAIT_SECONDS", 20, 0, 20) + 5)

@@ -117,17 +117,10 @@ def from_env(env: Env | None = None) -> tuple[Transmitter, str]:
 
 
 def main() -> None:
-    import uvicorn
+    from services.common.web import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    env = Env("caep-transmitter")
-    transmitter, token = from_env(env)
-    # Loopback unless the deployment says otherwise (it sets HOST for the pod's IP).
-    uvicorn.run(
-        create_app(transmitter, token),
-        host=env.text("HOST", "127.0.0.1"),
-        port=env.integer("PORT", 8080, 1, 65535),
-    )
+    transmitter, token = from_env(Env("caep-transmitter"))
+    serve(create_app(transmitter, token), "caep-transmitter")
 
 
 if __name__ == "__main__":

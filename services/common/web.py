@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 
@@ -11,16 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-
-class ConfigError(ValueError):
-    """A required environment variable is missing."""
+from services.common.envconfig import Env
 
 
 def env(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name, default)
-    if value is None or value == "":
-        raise ConfigError(f"environment variable {name} is required (set it in the chart values)")
-    return value
+    """A required setting (or its default); the error names it and how to set it."""
+    return Env("lab-service").text(name, default)
 
 
 def health_routes() -> list[Route]:
@@ -37,14 +34,16 @@ def http_client(timeout: float = 30.0) -> httpx.Client:
     return httpx.Client(timeout=timeout, verify=verify)
 
 
-def serve(app: Starlette) -> None:
+def serve(app: Starlette, service: str = "lab-service") -> None:
     """Run the app; HOST defaults to loopback, the chart sets 0.0.0.0 inside the pod."""
     import uvicorn
 
+    settings = Env(service)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     uvicorn.run(
         app,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "8080")),
-        log_level=os.environ.get("LOG_LEVEL", "info"),
+        host=settings.text("HOST", "127.0.0.1"),
+        port=settings.integer("PORT", 8080, 1, 65535),
+        log_level=settings.text("LOG_LEVEL", "info"),
         proxy_headers=False,
     )

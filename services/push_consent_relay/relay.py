@@ -248,16 +248,10 @@ def from_env(env: Env | None = None) -> tuple[Relay, str]:
 
 
 def main() -> None:
-    import uvicorn
+    from services.common.web import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    env = Env("push-consent-relay")
-    relay, token = from_env(env)
-    uvicorn.run(
-        create_app(relay, token),
-        host=env.text("HOST", "127.0.0.1"),
-        port=env.integer("PORT", 8080, 1, 65535),
-    )
+    relay, token = from_env(Env("push-consent-relay"))
+    serve(create_app(relay, token), "push-consent-relay")
 
 
 if __name__ == "__main__":
