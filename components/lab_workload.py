@@ -16,12 +16,19 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "services"
 
 
 DOCKERFILE = SERVICES / "Dockerfile"
+CHARTS = ROOT / "charts"
+
+
+def chart_default_resources(chart: str) -> dict[str, Any]:
+    """The chart's own requests and limits, for a workload that does not size itself."""
+    return yaml.safe_load((CHARTS / chart / "values.yaml").read_text())["resources"]
 
 
 def source_tag(*sources: Path) -> str:
@@ -88,7 +95,12 @@ class LabWorkload(pulumi.ComponentResource):
             name=name,
             chart=f"charts/{args.chart}",
             namespace=args.namespace,
-            values={**args.values, "image": {"repository": repository, "tag": tag}},
+            # The chart's default resources are written out, so a plan shows what the pod asks.
+            values={
+                "resources": chart_default_resources(args.chart),
+                **args.values,
+                "image": {"repository": repository, "tag": tag},
+            },
             # A pod that never gets ready fails the update instead of hanging it.
             timeout=300,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[image]),

@@ -155,6 +155,23 @@ def cluster_spiffe_ids(args: SpireArgs) -> dict:
     return identities
 
 
+def _sized(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict:
+    return {
+        "requests": {"cpu": cpu, "memory": memory},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit},
+    }
+
+
+# Every SPIRE container is sized, so the laptop footprint read off a plan is the real one.
+RESOURCES = {
+    "server": _sized("50m", "128Mi", "500m", "256Mi"),
+    "controller_manager": _sized("25m", "64Mi", "250m", "128Mi"),
+    "agent": _sized("25m", "64Mi", "250m", "128Mi"),
+    "csi_driver": _sized("10m", "32Mi", "100m", "64Mi"),
+    "oidc": _sized("10m", "32Mi", "100m", "64Mi"),
+}
+
+
 def chart_values(args: SpireArgs) -> dict:
     return {
         "global": {
@@ -175,6 +192,7 @@ def chart_values(args: SpireArgs) -> dict:
             },
         },
         "spire-server": {
+            "resources": RESOURCES["server"],
             "caKeyType": CA_KEY_TYPE,
             "caTTL": f"{CA_TTL_HOURS}h",
             "defaultX509SvidTTL": f"{args.x509_svid_ttl}s",
@@ -196,15 +214,17 @@ def chart_values(args: SpireArgs) -> dict:
             },
             "controllerManager": {
                 "enabled": True,
+                "resources": RESOURCES["controller_manager"],
                 "ignoreNamespaces": list(SYSTEM_NAMESPACES),
                 "identities": {"clusterSPIFFEIDs": cluster_spiffe_ids(args)},
             },
         },
-        "spire-agent": {"enabled": True},
+        "spire-agent": {"enabled": True, "resources": RESOURCES["agent"]},
         # charts/lab-service mounts the Workload API through this driver (csi.spiffe.io).
-        "spiffe-csi-driver": {"enabled": True},
+        "spiffe-csi-driver": {"enabled": True, "resources": RESOURCES["csi_driver"]},
         "spiffe-oidc-discovery-provider": {
             "enabled": True,
+            "resources": RESOURCES["oidc"],
             "config": {
                 "jwtDomain": oidc_served_domains(args.jwt_issuer)[0],
                 "additionalDomains": [],

@@ -45,7 +45,8 @@ def _requests(value: Any, path: str) -> Iterator[tuple[str, dict]]:
             if isinstance(value.get("resources"), dict)
             else None
         )
-        if isinstance(requests, dict):
+        # A volume claim's `resources.requests` holds storage, not a container's CPU or memory.
+        if isinstance(requests, dict) and ({"cpu", "memory"} & set(requests)):
             yield path, requests
         for key, child in value.items():
             yield from _requests(child, f"{path}.{key}" if path else key)

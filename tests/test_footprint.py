@@ -57,6 +57,7 @@ def test_requests_are_found_in_objects_and_chart_values():
                 },
             },
             {"name": "no-inputs", "inputs": None},
+            {"name": "claim", "inputs": {"spec": {"resources": {"requests": {"storage": "1Gi"}}}}},
         ],
         outputs={},
     )
@@ -69,3 +70,23 @@ def test_requests_are_found_in_objects_and_chart_values():
     cpu, memory = totals(plan)
     assert cpu == pytest.approx(0.15)
     assert memory == 128 * 2**20 + 2**30
+
+
+def test_the_dev_plan_sizes_every_workload_it_deploys(dev_plan):
+    sized = {(r.resource, r.path) for r in requests_in(dev_plan)}
+    workloads = [r["name"] for r in dev_plan.of_type("identity-lab:workloads:LabWorkload")]
+    assert len(workloads) >= 8
+    for workload in workloads:
+        assert (f"{workload}-release", "values") in sized, workload
+    for part in (
+        "spire-server",
+        "spire-server.controllerManager",
+        "spire-agent",
+        "spiffe-csi-driver",
+        "spiffe-oidc-discovery-provider",
+    ):
+        assert ("spire-release", f"values.{part}") in sized, part
+    cpu, memory = totals(dev_plan)
+    # The laptop budget: at most 4 CPUs and 8 GiB requested without Stable Diffusion.
+    assert 1.0 <= cpu <= 4.0
+    assert 2 * 2**30 <= memory <= 8 * 2**30
