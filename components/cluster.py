@@ -257,6 +257,8 @@ class Cluster(pulumi.ComponentResource):
             delete=_DELETE_SCRIPT,
             interpreter=["/bin/bash", "-c"],
             stdin=config,
+            # stdout is the kubeconfig with the cluster admin's key: never stream it.
+            logging=command.local.Logging.STDERR,
             environment={
                 "CLUSTER": args.name,
                 "MIRROR_HOST": args.registry_host,

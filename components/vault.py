@@ -187,6 +187,8 @@ class VaultServer(pulumi.ComponentResource):
             create=script,
             interpreter=["python3", "-c"],
             environment={**base_env, "LAB_VAULT_STEP": "init"},
+            # stdout carries the unseal keys and root token: never stream it to the console.
+            logging=command.local.Logging.STDERR,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.release],
@@ -207,6 +209,7 @@ class VaultServer(pulumi.ComponentResource):
             environment=keys.apply(
                 lambda k: {**base_env, "LAB_VAULT_STEP": "unseal", "UNSEAL_KEYS_JSON": k}
             ),
+            logging=command.local.Logging.STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
         )
         self.address = unseal.stdout.apply(lambda _: args.host_address)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
+import string
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +70,22 @@ def mask_secrets(value: Any, path: str = "", found: list[str] | None = None) -> 
     if isinstance(value, list):
         return [mask_secrets(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
     return value
+
+
+def secret_strings(value: Any) -> set[str]:
+    """Every string that is itself a secret (a key, password, token, kubeconfig).
+
+    Strings inside a secret object or list are left out: a whole map is secret when one of
+    its values is (an environment with a key in it), and its other values are public.
+    """
+    if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        return {inner} if isinstance(inner, str) else set()
+    if isinstance(value, dict):
+        return set().union(*(secret_strings(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(secret_strings(v) for v in value))
+    return set()
 
 
 def _pem_key(key) -> str:
@@ -257,8 +275,12 @@ COMPUTED: dict[str, Computed] = {
     "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest": (
         _vault_intermediate_csr
     ),
+    # A fresh password each time, as the provider makes one: a leak of one is findable.
     "random:index/randomPassword:RandomPassword": lambda inputs: {
-        "result": "m" * int(inputs.get("length") or 16)
+        "result": "".join(
+            secrets.choice(string.ascii_letters + string.digits)
+            for _ in range(int(inputs.get("length") or 16))
+        )
     },
     # Verified Permissions names stores and policies itself; stable stand-ins per name.
     "aws:verifiedpermissions/policyStore:PolicyStore": lambda inputs: {
@@ -314,6 +336,8 @@ class LabMocks(pulumi.runtime.Mocks):
     def __init__(self):
         self.current = threading.local()
         self.records: dict[str, dict[str, Any]] = {}
+        self.secret_values: set[str] = set()
+        """Every secret string that went into or came out of a resource."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         plain = unwrap_secrets(args.inputs)
@@ -325,6 +349,7 @@ class LabMocks(pulumi.runtime.Mocks):
         for name in getattr(self.current, "secret_outputs", ()):
             if name in outputs:
                 outputs[name] = rpc.wrap_rpc_secret(outputs[name])
+        self.secret_values |= secret_strings(args.inputs) | secret_strings(outputs)
         urn = getattr(self.current, "urn", None)
         if urn is not None:
             secret_paths: list[str] = []

@@ -43,6 +43,8 @@ class Plan:
     resources: list[dict[str, Any]]
     outputs: dict[str, Any]
     secret_outputs: list[str] = field(default_factory=list)
+    secret_values: set[str] = field(default_factory=set, repr=False)
+    """Every secret string the mocks saw (never written out): tests look for leaks with it."""
 
     def by_urn(self) -> dict[str, dict[str, Any]]:
         return {r["urn"]: r for r in self.resources}
@@ -149,7 +151,7 @@ def run_plan(
 
     outputs, secret_outputs = _exports()
     resources = [_shaped(r) for r in mocks.records.values() if "type" in r]
-    return Plan(stack, resources, outputs, secret_outputs)
+    return Plan(stack, resources, outputs, secret_outputs, mocks.secret_values)
 
 
 def _shaped(record: dict[str, Any]) -> dict[str, Any]:

@@ -39,9 +39,14 @@ def test_every_kubernetes_object_uses_the_cluster_provider(plan):
 
 
 def test_no_secret_value_in_the_plan(plan):
-    text = json.dumps(plan.to_json())
+    text = json.dumps(plan.to_json()) + render_tree(plan)
     assert "PRIVATE KEY" not in text
-    assert {"kubeconfig"} <= set(plan.secret_outputs)
+    assert {"kubeconfig", "demoUserPasswords", "signalsCredentials"} <= set(plan.secret_outputs)
+    # Every secret the mocks saw (keys, passwords, tokens, the kubeconfig), by value. Short
+    # strings are skipped: they would match by accident.
+    secrets = {v for v in plan.secret_values if len(v) >= 12}
+    assert len(secrets) >= 10, "the mocks saw too few secrets for this check to mean much"
+    assert [v[:6] + "..." for v in secrets if v in text] == []
 
 
 def test_tree_shows_every_resource_under_its_parent(plan):
@@ -138,3 +143,13 @@ def test_custom_resources_wait_for_the_crds_they_use(plan):
     spire = plan.one("kubernetes:helm.sh/v3:Release", "spire-release")
     assert spire["inputs"]["values"]["spire-server"]["controllerManager"]["identities"]
     assert _waits_for(plan, spire, crds)
+
+
+def test_no_command_streams_its_stdout_to_the_console(plan):
+    # pulumi-command logs stdout and stderr by default; the kind and Vault steps print a
+    # kubeconfig, unseal keys and a root token there, which Pulumi would show and keep.
+    commands = plan.of_type("command:local:Command")
+    assert {c["name"] for c in commands} >= {"cluster-kind", "vault-init", "vault-unseal"}
+    assert {c["name"]: c["inputs"].get("logging") for c in commands} == {
+        c["name"]: "stderr" for c in commands
+    }
