@@ -29,7 +29,7 @@ from starlette.routing import Route
 from services.common import oauth
 from services.common.chat import ask_model
 from services.common.svid import JwtSvidSource
-from services.common.web import env, health_routes, http_client
+from services.common.web import BodyError, env, health_routes, http_client, read_json
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,9 @@ def create_app(
 
     async def tasks(request: Request) -> JSONResponse:
         try:
-            body = await request.json()
+            body = await read_json(request)
             user, task = str(body["user"]), str(body["task"])
-        except (ValueError, KeyError, TypeError):
+        except (BodyError, KeyError, TypeError):
             return JSONResponse(
                 {"error": 'send JSON {"user": "<user name>", "task": "<text>"}'},
                 status_code=400,

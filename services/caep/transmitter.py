@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from services.caep import sets
 from services.common.envconfig import Env
+from services.common.web import read_json
 
 log = logging.getLogger("caep.transmitter")
 
@@ -71,7 +72,7 @@ def create_app(transmitter: Transmitter, api_token: str) -> Starlette:
         if not hmac.compare_digest(given.encode(), f"Bearer {api_token}".encode()):
             return JSONResponse({"error": "a valid bearer token is required"}, status_code=401)
         try:
-            body = await request.json()
+            body = await read_json(request)
             event_type = sets.EVENT_NAMES[body["event"]]
             extra = {}
             if body.get("reason"):

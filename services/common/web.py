@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import ssl
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -18,6 +20,37 @@ from services.common.envconfig import Env
 def env(name: str, default: str | None = None) -> str:
     """A required setting (or its default); the error names it and how to set it."""
     return Env("lab-service").text(name, default)
+
+
+# No lab API takes more than this in one request body; larger ones are refused unread.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyError(ValueError):
+    """A request body the service will not read: too large, or not JSON."""
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused as soon as it is known to exceed `limit` (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyError("request too large" if declared.isdigit() else "bad Content-Length")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyError("request too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
+    """The body as JSON; anything Python's parser refuses (deep nesting too) is a BodyError."""
+    raw = await read_body(request, limit)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are both
+        raise BodyError("malformed request: not JSON") from None
 
 
 def health_routes() -> list[Route]:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from services.common.web import MAX_BODY_BYTES, BodyError, read_json
 from services.decision.backends import Backend, Decision, LocalBackend, VerifiedPermissionsBackend
 from services.decision.config import Config
 from services.decision.deny_list import KINDS, ConflictError, DenyList
@@ -42,7 +43,6 @@ from services.decision.request_builder import (
 )
 from services.decision.tokens import Claims, TokenError, TokenVerifier, load_key_files
 
-MAX_BODY_BYTES = 64 * 1024
 LOG = logging.getLogger("services.decision")
 
 # Why a forbid denied, by policy id; a test keeps this in step with the forbid policies.
@@ -172,13 +172,10 @@ def create_app(service: DecisionService) -> Starlette:
         parsed = claims = None
         http_status = 200
         try:
-            raw = await request.body()
-            if len(raw) > MAX_BODY_BYTES:
-                raise RequestDeniedError("request too large")
             try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise RequestDeniedError("malformed request: not JSON") from None
+                body = await read_json(request, MAX_BODY_BYTES)
+            except BodyError as err:
+                raise RequestDeniedError(str(err)) from None
             prepared = await service.evaluate(body)
             outcome, parsed, claims = prepared.outcome, prepared.parsed, prepared.claims
             correlation_id = parsed.correlation_id or correlation_id
@@ -208,9 +205,9 @@ def create_app(service: DecisionService) -> Starlette:
         if not authorized(request):
             return unauthorized()
         try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return JSONResponse({"error": "body must be JSON"}, status_code=400)
+            body = await read_json(request, MAX_BODY_BYTES)
+        except BodyError as err:
+            return JSONResponse({"error": f"body must be JSON: {err}"}, status_code=400)
         problem = _revocation_problem(body)
         if problem:
             return JSONResponse({"error": problem}, status_code=400)

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from services.common import oauth
 from services.common.chat import ask_model
-from services.common.web import env, health_routes, http_client
+from services.common.web import BodyError, env, health_routes, http_client, read_body
 
 COOKIE = "lab_session"
 
@@ -152,7 +152,10 @@ def create_app(config: DemoConfig, client: httpx.Client | None = None) -> Starle
         session = session_of(request)
         if not session or "access_token" not in session:
             return RedirectResponse("/login", status_code=303)
-        body = parse_qs((await request.body()).decode())
+        try:
+            body = parse_qs((await read_body(request)).decode())
+        except (BodyError, UnicodeDecodeError):
+            return Response("the form is too large or not text", status_code=400)
         prompt = (body.get("prompt") or ["Say hello in five words."])[0]
         session["answer"] = await run_in_threadpool(
             ask_model, http, config.chat_url, session["access_token"], config.chat_model, prompt

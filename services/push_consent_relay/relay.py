@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from services.common.envconfig import Env
+from services.common.web import BodyError, read_json
 
 log = logging.getLogger("push_consent_relay")
 
@@ -167,9 +168,9 @@ def create_app(relay: Relay, approver_token: str) -> Starlette:
         if token is None:
             return JSONResponse({"error": "bearer token required"}, status_code=401)
         try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "body must be JSON"}, status_code=400)
+            body = await read_json(request)
+        except BodyError as err:
+            return JSONResponse({"error": f"body must be JSON: {err}"}, status_code=400)
         if not isinstance(body, dict):
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
         try:
@@ -189,10 +190,10 @@ def create_app(relay: Relay, approver_token: str) -> Starlette:
         if not hmac.compare_digest(given.encode(), approver_token.encode()):
             return JSONResponse({"error": "approver token required"}, status_code=401)
         try:
-            body = await request.json()
+            body = await read_json(request)
             decision = body["decision"]
             echoed = str(body["action_hash"])
-        except (ValueError, KeyError, TypeError):
+        except (BodyError, KeyError, TypeError):
             return JSONResponse(
                 {"error": 'body must be {"decision": "approve"|"deny", "action_hash": ...}'},
                 status_code=400,
