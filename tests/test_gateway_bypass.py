@@ -285,8 +285,28 @@ class _SlowAllow(BaseHTTPRequestHandler):
         return
 
 
-def test_a_slow_decision_service_means_deny_not_allow(mint):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAllow)
+class _TricklingAllow(BaseHTTPRequestHandler):
+    """Answers allow one byte at a time, each well inside a per-read timeout."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b'{"decision": true, "context": {"policies": ["late"]}}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body[:20]:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.02)
+        self.wfile.write(body[20:])
+
+    def log_message(self, *args):
+        return
+
+
+@pytest.mark.parametrize("handler", [_SlowAllow, _TricklingAllow], ids=["silent", "trickling"])
+def test_a_slow_decision_service_means_deny_not_allow(mint, handler):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()

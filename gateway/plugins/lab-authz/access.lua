@@ -122,11 +122,17 @@ function _M.evaluate(conf, raw_token, correlation_id, deps)
   if body == nil then
     return finish(deny(result, 403, "decision request failed"))
   end
+  local asked = deps.now_ms()
   local code, answer, err = deps.post(conf.decision_url, body, {
     ["Content-Type"] = "application/json",
     ["X-Correlation-ID"] = correlation_id,
   }, conf.timeout_ms)
   if err or code == nil then
+    return finish(deny(result, 403, "decision service unavailable"))
+  end
+  -- The socket timeout bounds each read, not the whole answer: one that trickles in past
+  -- the budget is a deny too, whatever it says.
+  if deps.now_ms() - asked > conf.timeout_ms then
     return finish(deny(result, 403, "decision service unavailable"))
   end
   return finish(_M.read_answer(result, code, answer))

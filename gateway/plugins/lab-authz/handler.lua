@@ -19,7 +19,8 @@ local CORRELATION_HEADER = "X-Correlation-ID"
 
 local function post(url, body, headers, timeout_ms)
   local client = http.new()
-  -- One budget for connect, send and read: a slow service is a deny, never a wait.
+  -- Each of connect, send and read is bounded here; access.lua also denies an answer whose
+  -- whole exchange took longer than the budget.
   client:set_timeout(timeout_ms)
   local res, err = client:request_uri(url, {
     method = "POST",
