@@ -85,7 +85,16 @@ def stack_config(stack: str, overrides: dict[str, str] | None = None) -> dict[st
     if not path.exists():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
         raise PlanError(f"no stack file {path.name}; stacks here: {', '.join(known)}")
-    raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise PlanError(f"{path.name} is not valid YAML: {err}") from None
+    raw = document.get("config", {}) if isinstance(document, dict) else None
+    if not isinstance(raw, dict):
+        raise PlanError(
+            f"{path.name}: expected a mapping with a `config:` mapping of keys to values, "
+            "as `pulumi config set` writes it"
+        )
     values = dict(overrides or {})
     for key, value in raw.items():
         if key in values:

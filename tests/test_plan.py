@@ -153,3 +153,33 @@ def test_no_command_streams_its_stdout_to_the_console(plan):
     assert {c["name"]: c["inputs"].get("logging") for c in commands} == {
         c["name"]: "stderr" for c in commands
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("config: [a, b\n", "is not valid YAML"),
+        ("config:\n  - identity-lab:mode\n", "expected a mapping with a `config:` mapping"),
+        ("just a string\n", "expected a mapping with a `config:` mapping"),
+    ],
+)
+def test_a_malformed_stack_file_exits_2_with_what_is_wrong(tmp_path, text, expected):
+    root = Path(__file__).parent.parent
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.broken.yaml").write_text(text)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, lab.offline_plan as p; from pathlib import Path; "
+            f"p.ROOT = Path({str(project)!r}); sys.exit(p.main(['broken']))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
