@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -73,6 +74,32 @@ def _trust_domain(value: str) -> None:
         raise _InvalidValueError(
             "allowed: lower-case letters, digits, '.', '-', '_' (no port or path)"
         )
+    if "" in value.split("."):
+        raise _InvalidValueError("a trust domain has no empty label (no leading, trailing or '..')")
+
+
+# A registry prefix as image references spell it: host[:port][/path], no scheme.
+_REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+
+
+def _registry(value: str) -> None:
+    if "://" in value:
+        raise _InvalidValueError("an image registry has no scheme: drop 'http://' or 'https://'")
+    if not _REGISTRY.match(value):
+        raise _InvalidValueError(
+            "allowed: host[:port][/path] in lower case, such as localhost:5001 or "
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/lab"
+        )
+
+
+def _kubeconfig(value: str) -> None:
+    # The value is secret: describe what is wrong, never echo it.
+    try:
+        document = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise _InvalidValueError("not YAML; give the whole kubeconfig file's text") from None
+    if not isinstance(document, dict) or document.get("kind") != "Config":
+        raise _InvalidValueError("not a kubeconfig (a mapping with kind: Config)")
 
 
 def _dns_name(value: str) -> None:
@@ -147,6 +174,7 @@ KEYS: dict[str, Key] = {
         None,
         "Kubeconfig of an existing cluster to adopt instead of creating kind.",
         secret=True,
+        check=_kubeconfig,
     ),
     "clusterDnsDomain": Key(
         "string",
@@ -164,6 +192,7 @@ KEYS: dict[str, Key] = {
         "string",
         "localhost:5001",
         "Registry the lab's own images are pushed to and pulled from.",
+        check=_registry,
     ),
     "checkPrerequisites": Key(
         "boolean",
@@ -502,10 +531,12 @@ def _shown(name: str, key: Key, raw: Any) -> str:
     return "[secret]" if key.secret else repr(raw)
 
 
-def read_values(source: ConfigSource) -> tuple[dict[str, Any], list[str]]:
-    """Parse every key; return the values and the problems (unknown, invalid, missing)."""
+def read_values(source: ConfigSource) -> tuple[dict[str, Any], list[str], set[str]]:
+    """Parse every key: the values, the problems (unknown, invalid, missing) and the keys
+    that failed (their value is the default, which the rules across keys must not judge)."""
     prefix = f"{PROJECT}:"
     problems: list[str] = []
+    failed: set[str] = set()
     for full in sorted(source.values):
         name = full[len(prefix) :] if full.startswith(prefix) else None
         if name is not None and name not in KEYS:
@@ -521,6 +552,7 @@ def read_values(source: ConfigSource) -> tuple[dict[str, Any], list[str]]:
             if key.required:
                 allowed = f" ({', '.join(key.choices)})" if key.choices else ""
                 problems.append(f"{full}: missing; required: {key.description}{allowed}")
+                failed.add(name)
             values[name] = key.default
             continue
         if key.secret and full not in source.secret_keys:
@@ -528,23 +560,35 @@ def read_values(source: ConfigSource) -> tuple[dict[str, Any], list[str]]:
                 f"{full}: stored in plain text; set it with "
                 f"`pulumi config set --secret {full}` so it is encrypted"
             )
+            values[name] = key.default
+            failed.add(name)
             continue
         try:
             values[name] = _parse(name, key, raw)
         except _InvalidValueError as err:
             problems.append(f"{full}={_shown(name, key, raw)}: {err}")
             values[name] = key.default
-    return values, problems
+            failed.add(name)
+    return values, problems, failed
 
 
-def _cross_checks(v: dict[str, Any], source: ConfigSource) -> list[str]:
+def _cross_checks(v: dict[str, Any], source: ConfigSource, failed: set[str]) -> list[str]:
+    """Rules across keys, each judged only when every key it reads parsed."""
     problems = []
-    if v["delegatedTokenSeconds"] > v["accessTokenSeconds"]:
+
+    def usable(*names: str) -> bool:
+        return not failed.intersection(names)
+
+    if usable("delegatedTokenSeconds", "accessTokenSeconds") and (
+        v["delegatedTokenSeconds"] > v["accessTokenSeconds"]
+    ):
         problems.append(
             f"{PROJECT}:delegatedTokenSeconds={v['delegatedTokenSeconds']}: a delegated token "
             f"may not outlive the user's access token ({v['accessTokenSeconds']} s)"
         )
-    if (v["rootCaCertPem"] is None) != (v["rootCaKeyPem"] is None):
+    if not usable("rootCaCertPem", "rootCaKeyPem"):
+        pass
+    elif (v["rootCaCertPem"] is None) != (v["rootCaKeyPem"] is None):
         problems.append(
             f"{PROJECT}:rootCaCertPem and {PROJECT}:rootCaKeyPem: give both to bring your own "
             f"root, or neither to generate one"
@@ -553,22 +597,27 @@ def _cross_checks(v: dict[str, Any], source: ConfigSource) -> list[str]:
         problems.append(
             f"{PROJECT}:rootCaKeyPem: the key does not belong to rootCaCertPem's public key"
         )
-    if v["mode"] == "aws" and not source.values.get("aws:region"):
+    if usable("mode") and v["mode"] == "aws" and not source.values.get("aws:region"):
         problems.append(
             "aws:region: missing; required in aws mode: the AWS region of SNS, SQS and "
             "Verified Permissions (pulumi config set aws:region us-east-1)"
         )
     port_keys = ("gatewayHttpsPort", "idpHttpsPort", "vaultPort", "registryPort", "awsEmulatorPort")
     ports = {k: v[k] for k in port_keys}
-    if len(set(ports.values())) != len(ports):
+    if usable(*port_keys) and len(set(ports.values())) != len(ports):
         problems.append(f"{PROJECT}: host ports must differ, got {ports}")
     kind_issuer = f"https://kubernetes.default.svc.{v['clusterDnsDomain']}"
-    if v["kubeconfig"] is None and v["serviceAccountIssuer"] != kind_issuer:
+    issuer_keys = ("kubeconfig", "clusterDnsDomain", "serviceAccountIssuer")
+    if (
+        usable(*issuer_keys)
+        and v["kubeconfig"] is None
+        and v["serviceAccountIssuer"] != kind_issuer
+    ):
         problems.append(
             f"{PROJECT}:serviceAccountIssuer={v['serviceAccountIssuer']!r}: a kind cluster's "
             f"issuer follows its DNS domain ({kind_issuer!r}); change it only with kubeconfig"
         )
-    if v["gpu"] and not v["stableDiffusion"]:
+    if usable("gpu", "stableDiffusion") and v["gpu"] and not v["stableDiffusion"]:
         problems.append(
             f"{PROJECT}:gpu=true: the GPU is only used by Stable Diffusion; "
             f"set {PROJECT}:stableDiffusion=true too, or gpu=false"
@@ -587,9 +636,8 @@ def _key_matches(cert_pem: str, key_pem: str) -> bool:
 def load_settings(source: ConfigSource | None = None, pins: Pins = PINS) -> LabSettings:
     """Read and validate the whole config; raise SettingsError listing every problem."""
     source = source if source is not None else ConfigSource.from_pulumi()
-    v, problems = read_values(source)
-    if not problems:
-        problems = _cross_checks(v, source)
+    v, problems, failed = read_values(source)
+    problems += _cross_checks(v, source, failed)
     if problems:
         raise SettingsError(problems)
 

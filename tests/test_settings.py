@@ -53,6 +53,11 @@ def test_defaults_give_a_local_lab():
         ("ollamaModel", "qwen2.5", "pinned tag"),
         ("awsRegion", "europe", "AWS region"),
         ("rootCaCertPem", "-----BEGIN CERTIFICATE-----\nnope", "not a PEM certificate"),
+        ("trustDomain", "...", "no empty label"),
+        ("trustDomain", "lab.local.", "no empty label"),
+        ("imageRegistry", "http://registry.test", "has no scheme"),
+        ("imageRegistry", "x y", "host[:port][/path]"),
+        ("imageRegistry", "Registry.Test", "host[:port][/path]"),
     ],
 )
 def test_each_bad_value_names_key_value_and_what_is_allowed(key, value, expected):
@@ -115,7 +120,7 @@ def test_kind_issuer_must_follow_the_dns_domain():
     adopted = load(
         {
             f"{PROJECT}:clusterDnsDomain": "lab.internal",
-            f"{PROJECT}:kubeconfig": "apiVersion: v1",
+            f"{PROJECT}:kubeconfig": "apiVersion: v1\nkind: Config\n",
             f"{PROJECT}:serviceAccountIssuer": "https://oidc.eks.example.test/id/ABC",
         },
         secret={f"{PROJECT}:kubeconfig"},
@@ -138,9 +143,11 @@ def test_secret_keys_must_be_stored_encrypted_and_never_echo_their_value():
 
 
 def test_secret_settings_do_not_print():
-    settings = load({f"{PROJECT}:kubeconfig": "token: hunter2"}, secret={f"{PROJECT}:kubeconfig"})
+    settings = load(
+        {f"{PROJECT}:kubeconfig": "kind: Config\ntoken: hunter2"}, secret={f"{PROJECT}:kubeconfig"}
+    )
     assert "hunter2" not in repr(settings)
-    assert settings.kubeconfig.reveal() == "token: hunter2"
+    assert settings.kubeconfig.reveal() == "kind: Config\ntoken: hunter2"
 
 
 def test_deny_list_outlives_every_token():
@@ -177,3 +184,25 @@ def test_no_pin_floats():
         assert version.split("@")[0] not in floating, name
         assert any(ch.isdigit() for ch in version.split("@")[0]), f"{name}={version}"
     assert "@sha256:" in PINS.kind_node.tag
+
+
+def test_a_kubeconfig_that_is_not_one_is_named_without_echoing_it():
+    for text, expected in (
+        ("garbage-hunter2", "not a kubeconfig (a mapping with kind: Config)"),
+        ("a: [b\nhunter2", "not YAML; give the whole kubeconfig file's text"),
+    ):
+        found = problems({f"{PROJECT}:kubeconfig": text}, secret={f"{PROJECT}:kubeconfig"})
+        assert found == [f"{PROJECT}:kubeconfig=[secret]: {expected}"]
+
+
+def test_rules_across_keys_are_reported_with_bad_values_elsewhere():
+    # A bad value in one key does not hide a rule broken by others...
+    found = problems({f"{PROJECT}:ollamaModel": "x", f"{PROJECT}:vaultPort": "8443"})
+    assert len(found) == 2, found
+    assert found[0].startswith(f"{PROJECT}:ollamaModel='x': ")
+    assert found[1].startswith(f"{PROJECT}: host ports must differ")
+    # ...and a rule is not judged on a key that failed (its default would mislead).
+    found = problems(
+        {f"{PROJECT}:accessTokenSeconds": "nine", f"{PROJECT}:delegatedTokenSeconds": "300"}
+    )
+    assert len(found) == 1 and "accessTokenSeconds='nine'" in found[0]
