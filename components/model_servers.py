@@ -62,6 +62,15 @@ class ModelServersArgs:
     gateway_namespace: str = Namespace.GATEWAY.value
     """The only namespace admitted to the model servers' ports."""
 
+    def __post_init__(self) -> None:
+        # Checked here, before any resource exists, not when the image server is created.
+        needed = self.image_server_gpu if self.gpu else self.image_server
+        if self.stable_diffusion and needed is None:
+            raise ValueError(
+                "ModelServersArgs: stable_diffusion needs image_server (and image_server_gpu "
+                "with gpu); ModelServersArgs.from_settings fills both from lab/versions.py"
+            )
+
     @classmethod
     def from_settings(cls, settings: LabSettings) -> ModelServersArgs:
         pins = settings.versions
@@ -189,11 +198,7 @@ class ModelServers(pulumi.ComponentResource):
     def _create_image_server(self) -> pulumi.Output[str]:
         args = self._args
         image = args.image_server_gpu if args.gpu else args.image_server
-        if image is None:
-            raise ValueError(
-                "ModelServersArgs: stable_diffusion needs image_server (and image_server_gpu "
-                "with gpu); ModelServersArgs.from_settings fills both from lab/versions.py"
-            )
+        assert image is not None  # ModelServersArgs refuses stable_diffusion without it
         labels = {"app.kubernetes.io/name": "stable-diffusion", "app.kubernetes.io/part-of": "lab"}
         resources = {
             "requests": dict(IMAGE_SERVER_RESOURCES["requests"]),

@@ -71,15 +71,20 @@ def test_stable_diffusion_on_cpu_and_on_gpu(plan_with):
     assert service["metadata"]["name"] == "stable-diffusion"
 
 
-def test_args_from_settings_need_images_for_stable_diffusion():
-    args = ModelServersArgs(
-        chart=PINS.ollama,
-        ollama_image=PINS.ollama_image,
-        chat_model="qwen2.5:0.5b",
-        storage_gi=5,
-        stable_diffusion=True,
-    )
-    assert args.image_server is None
+def test_stable_diffusion_without_its_image_is_refused_before_any_resource():
+    base = {
+        "chart": PINS.ollama,
+        "ollama_image": PINS.ollama_image,
+        "chat_model": "qwen2.5:0.5b",
+        "storage_gi": 5,
+    }
+    with pytest.raises(ValueError, match="stable_diffusion needs image_server"):
+        ModelServersArgs(**base, stable_diffusion=True)
+    with pytest.raises(ValueError, match="image_server_gpu with gpu"):
+        ModelServersArgs(**base, stable_diffusion=True, gpu=True, image_server=PINS.image_server)
+    allowed = ModelServersArgs(**base, stable_diffusion=True, image_server=PINS.image_server)
+    assert allowed.image_server == PINS.image_server
+    assert ModelServersArgs(**base).image_server is None
 
 
 def test_default_lab_fits_a_laptop(dev_plan):
