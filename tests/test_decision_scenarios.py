@@ -519,9 +519,12 @@ def test_the_validator_catches_a_wrong_aws_form(is_authorized_shape, service, mi
     assert "actionType" in report and "now" in report
 
 
-def test_the_verified_permissions_backend_answers_like_the_local_one(service, mint):
-    """Stubbed IsAuthorized answers (computed by cedarpy on the AWS form read back) go
-    through the real client's parameter validation and the backend's id mapping."""
+def test_the_verified_permissions_backend_sends_each_row_and_maps_policy_ids(service, mint):
+    """What the backend sends (checked by the real client's parameter validation and the
+    stub's expected parameters) and how it maps the store's policy ids back to @ids.
+
+    The stub's answers are computed by cedarpy, so this says nothing about how Verified
+    Permissions itself evaluates; only a live aws stack shows that."""
     local = LocalBackend(service.service.backend.bundle)
     names = list(service.service.backend.bundle.policies)
     vp_ids = {f"vp-{i:04d}": name for i, name in enumerate(names)}
