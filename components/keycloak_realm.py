@@ -23,6 +23,12 @@ from lab.realm import Client, ClientAuth, ClientRole, Grant, Realm, spki_pem, va
 
 SPIFFE_ASSERTION_AUTHENTICATOR = "federated-jwt"
 
+# Fine-grained admin permissions v2: the client Keycloak makes when a realm turns them on, and
+# the resource type and scope its token-exchange delegation checks for the acting agent.
+ADMIN_PERMISSIONS_CLIENT = "admin-permissions"
+USERS_RESOURCE_TYPE = "Users"
+DELEGATE_SCOPE = "delegate"
+
 
 @dataclass(frozen=True)
 class KeycloakRealmArgs:
@@ -58,6 +64,7 @@ class KeycloakRealm(pulumi.ComponentResource):
         scopes = self._create_scopes(name, model)
         clients = self._create_clients(name, model, scopes)
         self._create_audience_mappers(name, model, scopes, clients)
+        self._create_delegate_permission(name, model, clients)
         self._create_users(name, model)
         if args.spiffe_bundle_endpoint is not None:
             self._create_spiffe_trust(name, model, args.spiffe_bundle_endpoint)
@@ -87,9 +94,8 @@ class KeycloakRealm(pulumi.ComponentResource):
             sso_session_idle_timeout=f"{life.sso_idle}s",
             sso_session_max_lifespan=f"{life.sso_max}s",
             revoke_refresh_token=True,
-            # Fine-grained admin permissions v2 carry the `delegate` permission for agents.
-            # TODO: manage that permission (Users, scope `delegate`, a client policy on the
-            # agents) here once pulumi-keycloak can address the `admin-permissions` client.
+            # Makes Keycloak create the `admin-permissions` client that holds the `delegate`
+            # permission; without that permission every delegated exchange is refused.
             admin_permissions_enabled=True,
             attributes={
                 "cibaBackchannelTokenDeliveryMode": ciba.delivery_mode,
@@ -216,6 +222,52 @@ class KeycloakRealm(pulumi.ComponentResource):
                 add_to_id_token=False,
                 opts=self._child(depends_on=[clients[scope.audience]]),
             )
+
+    def _create_delegate_permission(self, name: str, model: Realm, clients) -> None:
+        actors = model.delegation_actors
+        if not actors:
+            return
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        # Looked up, not created: Keycloak makes this client and its scopes with the realm.
+        admin_permissions = keycloak.openid.get_client_output(
+            realm_id=self.realm.id, client_id=ADMIN_PERMISSIONS_CLIENT, opts=invoke
+        )
+        # By id: Keycloak stores scope ids, so a name here would show a change on every plan.
+        delegate = keycloak.openid.get_client_authorization_scope_output(
+            realm_id=self.realm.id,
+            resource_server_id=admin_permissions.id,
+            name=DELEGATE_SCOPE,
+            opts=invoke,
+        )
+        agents = keycloak.openid.ClientPolicy(
+            f"{name}-delegating-agents",
+            realm_id=self.realm.id,
+            resource_server_id=admin_permissions.id,
+            name="delegating-agents",
+            description="The lab's agents, which act for users in delegated exchanges.",
+            clients=[clients[c.client_id].id for c in actors],
+            logic="POSITIVE",
+            decision_strategy="UNANIMOUS",
+            opts=self._child(),
+        )
+        # One permission over all users naming every agent: admin permissions are decided
+        # unanimously, so a second `delegate` permission would veto this one. The user's
+        # consent (`may_act`) still picks which agent may act for whom.
+        # TODO: limit it to the users whose `delegates` name the agent once pulumi-keycloak
+        # takes `resources` together with `resource_type` (FGAP v2 needs both for that).
+        keycloak.openid.ClientAuthorizationPermission(
+            f"{name}-delegate-permission",
+            realm_id=self.realm.id,
+            resource_server_id=admin_permissions.id,
+            name="agents-delegate-for-users",
+            description="Lets the lab's agents act for a consenting user (token exchange).",
+            type="scope",
+            resource_type=USERS_RESOURCE_TYPE,
+            scopes=[delegate.id],
+            policies=[agents.id],
+            decision_strategy="UNANIMOUS",
+            opts=self._child(),
+        )
 
     def _create_client(self, resource: str, model: Realm, client: Client) -> keycloak.openid.Client:
         common = {

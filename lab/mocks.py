@@ -315,17 +315,23 @@ def _aws_arn(service: str, name: str | None) -> str:
     return f"arn:aws:{service}:us-east-1:000000000000:{name}"
 
 
-# What provider functions answer under mocks, by function token.
-INVOKES: dict[str, dict[str, Any]] = {
+# What provider functions answer under mocks, by function token: a fixed answer, or one
+# computed from the call's arguments (camelCase) when the answer depends on what was asked.
+INVOKES: dict[str, dict[str, Any] | Computed] = {
     "aws:index/getCallerIdentity:getCallerIdentity": {
         "accountId": "000000000000",
         "arn": "arn:aws:iam::000000000000:root",
     },
     "aws:index/getRegion:getRegion": {"name": "us-east-1", "region": "us-east-1"},
-    # Keycloak's built-in client that holds the realm's admin roles.
-    "keycloak:openid/getClient:getClient": {
-        "id": "realm-management-id",
-        "clientId": "realm-management",
+    # Keycloak's built-in clients (realm-management, admin-permissions), by the client id asked.
+    "keycloak:openid/getClient:getClient": lambda args: {
+        "id": f"{args.get('clientId')}-id",
+        "clientId": args.get("clientId"),
+    },
+    # An authorization scope Keycloak made itself, named for its name and resource server.
+    "keycloak:openid/getClientAuthorizationScope:getClientAuthorizationScope": lambda args: {
+        "id": f"{args.get('name')}-scope-on-{args.get('resourceServerId')}",
+        "name": args.get("name"),
     },
 }
 
@@ -360,7 +366,8 @@ class LabMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         # A bare dict: the mock monitor reads a tuple's second item as a list of failures.
-        return INVOKES.get(args.token, {})
+        answer = INVOKES.get(args.token, {})
+        return answer(unwrap_secrets(args.args)) if callable(answer) else answer
 
 
 def _is_stack(urn: str) -> bool:

@@ -207,6 +207,11 @@ class Realm:
     def of_role(self, role: ClientRole) -> list[Client]:
         return [c for c in self.clients if c.role is role]
 
+    @property
+    def delegation_actors(self) -> list[Client]:
+        """Agents the IdP lets act for a user in a delegated exchange: the agents that exchange."""
+        return [c for c in self.of_role(ClientRole.AGENT) if c.exchanges]
+
 
 def lab_realm(
     settings: LabSettings,

@@ -336,3 +336,51 @@ def test_a_client_model_cannot_claim_a_scope_the_realm_lacks(realm):
     bad = Client("x", ClientRole.WEB_APP, ClientAuth.SECRET, default_scopes=("admin:all",))
     with pytest.raises(RealmModelError, match="unknown scope 'admin:all'"):
         validate(dataclasses.replace(realm, clients=(*realm.clients, bad)))
+
+
+# --- who may act for users: the FGAP v2 `delegate` permission --------------------------------
+
+POLICY = "keycloak:openid/clientPolicy:ClientPolicy"
+PERMISSION = "keycloak:openid/clientAuthorizationPermission:ClientAuthorizationPermission"
+
+
+def test_delegation_actors_are_the_exchanging_agents_only(settings):
+    two = validate(lab_realm(settings, agents=("research-agent", "image-agent")))
+    agent_ids = {c.client_id for c in two.of_role(ClientRole.AGENT)}
+    assert {c.client_id for c in two.delegation_actors} == agent_ids
+    assert len(agent_ids) == 2
+    quiet = next(iter(sorted(agent_ids)))
+    grants = frozenset({Grant.CLIENT_CREDENTIALS, Grant.CIBA})
+    narrowed = with_client(two, quiet, grants=grants)
+    assert {c.client_id for c in narrowed.delegation_actors} == agent_ids - {quiet}
+
+
+def test_agents_hold_the_delegate_permission_on_the_admin_permissions_client(dev_plan, realm):
+    # Under mocks a looked-up client's id is "<clientId>-id" and a looked-up scope's id names
+    # the scope and its resource server, so these values show what was asked for.
+    admin_permissions = "admin-permissions-id"
+    realm_record = dev_plan.one("keycloak:index/realm:Realm")
+    assert realm_record["inputs"]["adminPermissionsEnabled"] is True
+
+    permission = dev_plan.one(PERMISSION)
+    inputs = permission["inputs"]
+    assert inputs["resourceServerId"] == admin_permissions
+    assert (inputs["type"], inputs["resourceType"]) == ("scope", "Users")
+    assert inputs["scopes"] == [f"delegate-scope-on-{admin_permissions}"]
+    assert "resources" not in inputs, "an all-users permission names no single user"
+    assert inputs["decisionStrategy"] == "UNANIMOUS"
+
+    policy = dev_plan.one(POLICY)
+    assert inputs["policies"] == [f"{policy['name']}-id"]
+    assert policy["inputs"]["resourceServerId"] == admin_permissions
+    assert (policy["inputs"]["logic"], policy["inputs"]["decisionStrategy"]) == (
+        "POSITIVE",
+        "UNANIMOUS",
+    )
+    rendered = clients_by_id(dev_plan)
+    agents = {f"{rendered[c.client_id]['name']}-id" for c in realm.of_role(ClientRole.AGENT)}
+    others = {f"{r['name']}-id" for cid, r in rendered.items()} - agents
+    assert agents and sorted(policy["inputs"]["clients"]) == sorted(agents)
+    assert not others & set(policy["inputs"]["clients"])
+    for record in (permission, policy):
+        assert record["parent"] == dev_plan.one("identity-lab:idp:KeycloakRealm")["urn"]
