@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from lab.naming import Namespace
+from lab.naming import GATEWAY_PROXY_LABELS, Namespace
 from lab.settings import LabSettings
 from lab.versions import Chart, Image
 
@@ -182,7 +182,11 @@ class ModelServers(pulumi.ComponentResource):
                                     match_labels={
                                         "kubernetes.io/metadata.name": self._args.gateway_namespace
                                     }
-                                )
+                                ),
+                                # Kong's proxy only, not every pod of its namespace.
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels=dict(GATEWAY_PROXY_LABELS)
+                                ),
                             )
                         ],
                         ports=[

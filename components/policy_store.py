@@ -23,7 +23,7 @@ import pulumi_random as random
 
 from components.demo_workloads import SERVICE_CALLER, SERVICE_TARGET
 from components.lab_workload import LabWorkload, LabWorkloadArgs
-from lab.naming import Namespace, issuers, spiffe_id
+from lab.naming import GATEWAY_PROXY_LABELS, Namespace, issuers, spiffe_id
 from lab.settings import LabSettings, Lifetimes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,8 +70,12 @@ class PolicyStoreArgs:
     aws_region: str | None = None
     policy_dir: Path = POLICY_DIR
     namespace: str = Namespace.LAB_SYSTEM.value
-    callers: tuple[str, ...] = (Namespace.GATEWAY.value, Namespace.LAB_SYSTEM.value)
-    """Namespaces whose pods may reach the service: the gateway, and the CAEP receiver."""
+    callers: tuple[tuple[str, dict[str, str]], ...] = (
+        (Namespace.GATEWAY.value, GATEWAY_PROXY_LABELS),
+        (Namespace.LAB_SYSTEM.value, {"app.kubernetes.io/name": "caep-receiver"}),
+    )
+    """(namespace, pod labels) of the only pods that may reach the service: Kong's proxy,
+    which asks for decisions, and the CAEP receiver, which writes the deny list."""
 
     @classmethod
     def from_settings(
@@ -278,7 +282,9 @@ class PolicyStore(pulumi.ComponentResource):
                 "DECISION_CLOCK_SKEW_SECONDS": str(life.clock_skew),
                 "DECISION_CONSENT_MAX_AGE_SECONDS": str(life.consent_max_age),
                 "DECISION_DENY_LIST_RETENTION_SECONDS": str(life.deny_list_retention),
-                "DECISION_MAX_TOKEN_LIFETIME_SECONDS": str(life.longest_token),
+                # Access and delegated tokens reach the gateway; JWT-SVIDs never do.
+                "DECISION_MAX_TOKEN_LIFETIME_SECONDS": str(life.access_token),
+                "DECISION_MAX_DELEGATED_TOKEN_LIFETIME_SECONDS": str(life.delegated_token),
                 "DECISION_SERVICE_TARGETS": json.dumps(
                     {k: list(v) for k, v in args.service_targets.items()}, sort_keys=True
                 ),
@@ -298,7 +304,11 @@ class PolicyStore(pulumi.ComponentResource):
                 {"name": "keys", "configMapName": "decision-keys", "mountPath": KEYS_MOUNT},
             ],
             "persistence": {"enabled": True, "size": "1Gi", "mountPath": "/data"},
-            "networkPolicy": {"ingressFrom": [{"namespace": ns} for ns in args.callers]},
+            "networkPolicy": {
+                "ingressFrom": [
+                    {"namespace": ns, "podLabels": dict(labels)} for ns, labels in args.callers
+                ]
+            },
             "podAnnotations": {
                 "identity-lab/policies-sha256": digest[:16],
                 "identity-lab/keys-sha256": key_digest,

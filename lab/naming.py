@@ -31,6 +31,11 @@ class Namespace(StrEnum):
     AWS_EMULATOR = "aws-emulator"
 
 
+# A label of the lab's own on Kong's proxy pods: the one caller the models and the decision
+# service admit from the gateway's namespace (its ingress controller is not admitted).
+GATEWAY_PROXY_LABELS = {"identity-lab/role": "gateway-proxy"}
+
+
 class WorkloadClass(StrEnum):
     """The classes SPIRE issues identities to, each with one ClusterSPIFFEID."""
 

@@ -181,3 +181,28 @@ def test_a_small_or_non_rsa_key_is_refused():
         pem = key.public_bytes(serialization.Encoding.PEM, spki).decode()
         with pytest.raises(KeyFileError, match=message):
             load_public_key(pem, "k.pem")
+
+
+def test_a_delegated_token_is_held_to_its_own_lifetime_and_one_audience(tmp_path, mint):
+    from services.decision.tokens import TokenError, TokenVerifier
+
+    verifier = TokenVerifier(
+        {mint.kid: load_public_key(mint.public_pem, "test key")},
+        issuer=mint.issuer,
+        leeway=30,
+        max_bytes=8192,
+        max_lifetime=300,
+        max_delegated_lifetime=120,
+    )
+    now = int(time.time())
+    agent = {"azp": "agent", "act": {"sub": "sa", "client_id": "agent"}}
+    ok = verifier.verify(mint.token(aud=["chat-models"], **agent), "chat-models", now)
+    assert ok.actor == "agent"
+    # The user's own token may live 300 s and name several audiences...
+    user = verifier.verify(mint.token(exp=now + 300), "chat-models", now)
+    assert user.actor is None
+    # ...an agent's may not.
+    with pytest.raises(TokenError, match="delegated token lifetime too long"):
+        verifier.verify(mint.token(exp=now + 121, aud=["chat-models"], **agent), "chat-models", now)
+    with pytest.raises(TokenError, match="delegated token must name one audience"):
+        verifier.verify(mint.token(**agent), "chat-models", now)

@@ -39,14 +39,21 @@ def test_a_namespaced_model_is_refused_with_the_reason():
         readiness_path("someone/model:1b")
 
 
-def test_models_admit_only_the_gateway_namespace(dev_plan):
+def test_models_admit_only_the_gateway_proxy(dev_plan):
+    from components.gateway import PROXY_POD_LABELS
+
     policy = dev_plan.one(POLICY, "models-from-gateway")["inputs"]
     assert policy["metadata"]["namespace"] == "models"
     assert policy["spec"]["podSelector"] == {}
     (rule,) = policy["spec"]["ingress"]
+    # One peer: the gateway's namespace AND the proxy's label (both in one selector).
     assert rule["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}}}
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}},
+            "podSelector": {"matchLabels": {"identity-lab/role": "gateway-proxy"}},
+        }
     ]
+    assert PROXY_POD_LABELS == {"identity-lab/role": "gateway-proxy"}
     assert rule["ports"] == [{"port": 11434, "protocol": "TCP"}]
 
 

@@ -66,10 +66,15 @@ def test_the_decision_service_runs_in_both_stacks(plan):
     assert int(env["DECISION_CONSENT_MAX_AGE_SECONDS"]) == settings.lifetimes.consent_max_age
     assert values["persistence"]["enabled"] is True
     assert env["DECISION_DENY_LIST_PATH"].startswith(values["persistence"]["mountPath"] + "/")
+    # Kong's proxy pods and the CAEP receiver only: not Kong's controller, not other services.
     assert values["networkPolicy"]["ingressFrom"] == [
-        {"namespace": "gateway"},
-        {"namespace": "lab-system"},
+        {"namespace": "gateway", "podLabels": {"identity-lab/role": "gateway-proxy"}},
+        {"namespace": "lab-system", "podLabels": {"app.kubernetes.io/name": "caep-receiver"}},
     ]
+    assert int(env["DECISION_MAX_TOKEN_LIFETIME_SECONDS"]) == settings.lifetimes.access_token
+    assert int(env["DECISION_MAX_DELEGATED_TOKEN_LIFETIME_SECONDS"]) == (
+        settings.lifetimes.delegated_token
+    )
     assert values["secretEnv"]["DECISION_ADMIN_TOKEN"] == {"secret": ADMIN_SECRET, "key": "token"}
     targets = json.loads(env["DECISION_SERVICE_TARGETS"])
     assert targets == {

@@ -315,6 +315,7 @@ def service_from_config(config: Config) -> DecisionService:
         leeway=config.clock_skew,
         max_bytes=config.max_token_bytes,
         max_lifetime=config.max_token_lifetime,
+        max_delegated_lifetime=config.max_delegated_token_lifetime,
     )
     deny_list = DenyList(config.deny_list_path, config.deny_list_retention)
     return DecisionService(config, make_backend(config, bundle), verifier, deny_list)

@@ -42,6 +42,7 @@ class Config:
     consent_max_age: int = 300
     deny_list_retention: int = 360
     max_token_lifetime: int = 300
+    max_delegated_token_lifetime: int = 300
     max_token_bytes: int = 8192
     host: str = "127.0.0.1"
     port: int = 8080
@@ -111,6 +112,9 @@ class Config:
             consent_max_age=number("DECISION_CONSENT_MAX_AGE_SECONDS", 300, 1, 3600),
             deny_list_retention=number("DECISION_DENY_LIST_RETENTION_SECONDS", 360, 1, 86400),
             max_token_lifetime=number("DECISION_MAX_TOKEN_LIFETIME_SECONDS", 300, 1, 3600),
+            max_delegated_token_lifetime=number(
+                "DECISION_MAX_DELEGATED_TOKEN_LIFETIME_SECONDS", 300, 1, 3600
+            ),
             max_token_bytes=number("DECISION_MAX_TOKEN_BYTES", 8192, 512, 65536),
             host=env.get("DECISION_HOST", "127.0.0.1"),
             port=number("PORT", 8080, 1, 65535),

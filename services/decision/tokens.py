@@ -171,6 +171,7 @@ class TokenVerifier:
         leeway: int,
         max_bytes: int,
         max_lifetime: int,
+        max_delegated_lifetime: int | None = None,
     ):
         if not keys:
             raise KeyFileError("no token verification key")
@@ -179,6 +180,9 @@ class TokenVerifier:
         self.leeway = leeway
         self.max_bytes = max_bytes
         self.max_lifetime = max_lifetime
+        self.max_delegated_lifetime = (
+            max_lifetime if max_delegated_lifetime is None else max_delegated_lifetime
+        )
         # Without a kid a token is accepted only when there is exactly one key to try.
         distinct = list({id(k): k for k in self.keys.values()}.values())
         self._single = distinct[0] if len(distinct) == 1 else None
@@ -244,4 +248,12 @@ class TokenVerifier:
             raise TokenError("malformed token times")
         if exp - iat > self.max_lifetime:
             raise TokenError("token lifetime too long")
-        return read_claims(claims, now, self.leeway)
+        verified = read_claims(claims, now, self.leeway)
+        # A token an agent got for a user is narrowed: shorter-lived and for one audience.
+        if verified.actor is not None:
+            if exp - iat > self.max_delegated_lifetime:
+                raise TokenError("delegated token lifetime too long")
+            aud = claims["aud"]
+            if not (isinstance(aud, str) or (isinstance(aud, list) and len(aud) == 1)):
+                raise TokenError("delegated token must name one audience")
+        return verified
