@@ -185,6 +185,9 @@ def create_app(relay: Relay, approver_token: str) -> Starlette:
         # 201 is the only answer Keycloak takes as "the device was notified".
         return JSONResponse({}, status_code=201)
 
+    # TODO: one approver token answers for every user, and the scopes and binding message come
+    # from the IdP's body, outside the channel token's signature; goes once an approval is
+    # bound to the user (a per-user device key signing the action hash).
     async def answers(request: Request) -> JSONResponse:
         given = _bearer(request) or ""
         if not hmac.compare_digest(given.encode(), approver_token.encode()):
