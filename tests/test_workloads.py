@@ -1,7 +1,8 @@
 """The lab's own workloads against real protocol peers on loopback.
 
-The realm peer verifies PKCE S256, the JWT-SVID client assertion's signature and audience, the
-token-exchange fields and CIBA polling; the gateway peer verifies the RS256 tokens it is shown.
+The realm peer verifies PKCE S256, the JWT-SVID client assertion's signature and audience, CIBA
+polling and delegated token exchange as Keycloak 26.8 does it (may_act from the consent scope,
+actor_token, act only when both match); the gateway peer verifies the RS256 tokens it is shown.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from services.demo_app.app import DemoConfig
 from services.demo_app.app import create_app as demo_app
 from services.service_caller.app import CallerConfig, call_target
 from services.service_target.app import create_app as target_app
-from tests.workload_peers import AGENT_ID, CALLER_ID, Spire, StaticSvids, lab_peers, serve
+from tests.workload_peers import (
+    AGENT_ID,
+    CALLER_ID,
+    OTHER_AGENT_ID,
+    Realm,
+    Spire,
+    StaticSvids,
+    lab_peers,
+    serve,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "qwen2.5:0.5b"
@@ -46,12 +56,16 @@ def test_pkce_challenge_matches_rfc7636_appendix_b():
     assert oauth.pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
-def test_token_exchange_request_has_the_rfc8693_fields():
-    form = oauth.token_exchange("user.jwt.token", "chat-models", "chat:invoke", AGENT_ID, "a.b.c")
+def test_token_exchange_request_has_the_rfc8693_delegation_fields():
+    form = oauth.token_exchange(
+        "user.jwt.token", "agent.jwt.token", "chat-models", "chat:invoke", AGENT_ID, "a.b.c"
+    )
     assert form == {
         "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
         "subject_token": "user.jwt.token",
         "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "actor_token": "agent.jwt.token",
+        "actor_token_type": "urn:ietf:params:oauth:token-type:access_token",
         "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
         "audience": "chat-models",
         "scope": "chat:invoke",
@@ -61,6 +75,17 @@ def test_token_exchange_request_has_the_rfc8693_fields():
     }
     with pytest.raises(ValueError, match="compact JWS"):
         oauth.client_credentials(CALLER_ID, "not-a-jwt")
+    with pytest.raises(ValueError, match="actor_token"):
+        oauth.token_exchange("user.jwt.token", "", "chat-models", "chat:invoke", AGENT_ID, "a.b.c")
+
+
+def test_consent_scope_asks_for_delegation_to_the_agent_itself():
+    # docs/identity-provider.md: scope=openid chat:invoke delegation:client:<agent SPIFFE ID>
+    assert oauth.consent_scope("chat:invoke", AGENT_ID) == (
+        f"openid chat:invoke delegation:client:{AGENT_ID}"
+    )
+    with pytest.raises(ValueError, match="acting client's id"):
+        oauth.delegation_scope("two words")
 
 
 def test_consent_polling_is_bounded_and_honours_slow_down():
@@ -165,12 +190,26 @@ def test_agent_gets_consent_exchanges_with_its_svid_and_calls_the_model():
             )
     assert result["status"] == 200
     assert result["result"] == f"[{MODEL}] for user-alice: hi"
-    assert result["delegated"]["act"]["client_id"] == AGENT_ID
+    account = Realm.service_account(AGENT_ID)
+    assert result["delegated"]["act"] == {"sub": account, "client_id": AGENT_ID}
+    assert result["delegated"]["sub"] == "user-alice"
     assert result["delegated"]["aud"] == "chat-models"
-    # Two pending polls, then the approved one; every request carried a fresh SVID for the realm.
+    # The consent asked for delegation to this agent, the user's token named it in may_act.
+    ciba = next(c for c in realm.calls if "login_hint" in c)
+    assert ciba["scope"].split() == ["openid", "chat:invoke", f"delegation:client:{AGENT_ID}"]
+    exchange = next(c for c in realm.calls if c.get("grant_type") == oauth.TOKEN_EXCHANGE)
+    assert jwt.decode(exchange["subject_token"], options={"verify_signature": False})[
+        "may_act"
+    ] == {"sub": account, "client_id": AGENT_ID}
+    # The actor token is the agent's own client-credentials token.
+    actor = jwt.decode(exchange["actor_token"], options={"verify_signature": False})
+    assert (actor["sub"], actor["azp"]) == (account, AGENT_ID)
+    assert exchange["actor_token_type"] == oauth.ACCESS_TOKEN_TYPE
+    # Two pending polls, then the approved one; every request carried a fresh SVID for the realm:
+    # CIBA, three polls, the actor token, the exchange.
     polls = [c for c in realm.calls if c.get("grant_type") == oauth.CIBA_GRANT]
     assert len(polls) == 3
-    assert set(svids.fetched) == {issuer} and len(svids.fetched) == 5
+    assert set(svids.fetched) == {issuer} and len(svids.fetched) == 6
 
 
 def test_agent_reports_a_refused_consent_over_http():
@@ -188,11 +227,13 @@ def test_agent_reports_a_refused_consent_over_http():
     assert bad.status_code == 400
 
 
-def test_no_delegation_means_no_delegated_token():
+def test_a_user_who_never_delegated_is_denied_at_the_gateway():
+    # Keycloak does not read the lab's `delegates` attribute: carol's consent gets the agent a
+    # delegated token, and the gateway (the decision service's policy) refuses it.
     with lab_peers() as (realm, issuer, gateway):
         realm.delegations["carol"] = []
-        with httpx.Client(timeout=10) as http, pytest.raises(oauth.OAuthError) as refused:
-            run_task(
+        with httpx.Client(timeout=10) as http:
+            result = run_task(
                 _agent_config(issuer, gateway),
                 StaticSvids(realm.spire, AGENT_ID),
                 http,
@@ -200,8 +241,109 @@ def test_no_delegation_means_no_delegated_token():
                 "hi",
                 sleep=lambda s: None,
             )
-    assert refused.value.error == "access_denied"
-    assert "never delegated" in refused.value.description
+    assert result["delegated"]["act"]["client_id"] == AGENT_ID
+    assert result["status"] == 403
+    assert "never delegated" in result["result"]
+
+
+# --- delegated exchange: what the realm refuses --------------------------------------------
+
+
+def _consented(realm: Realm, http: httpx.Client, scope: str, user: str = "alice") -> str:
+    """The user's token from CIBA, asked by the agent with `scope`."""
+    post = oauth.form_poster(http)
+    endpoints = oauth.Endpoints(realm.issuer)
+    svid = lambda: realm.spire.svid(AGENT_ID, realm.issuer)  # noqa: E731
+    started = post(endpoints.ciba, oauth.ciba_request(user, scope, "t", AGENT_ID, svid()))
+    answer = oauth.poll_for_consent(
+        post,
+        endpoints.token,
+        lambda: oauth.ciba_poll(started["auth_req_id"], AGENT_ID, svid()),
+        interval=0,
+        expires_in=60,
+        sleep=lambda s: None,
+    )
+    return answer["access_token"]
+
+
+def _own_token(realm: Realm, http: httpx.Client, client: str) -> str:
+    form = oauth.client_credentials(client, realm.spire.svid(client, realm.issuer))
+    return oauth.form_poster(http)(oauth.Endpoints(realm.issuer).token, form)["access_token"]
+
+
+def _exchange(realm: Realm, http: httpx.Client, subject: str, actor: str | None) -> dict:
+    form = oauth.token_exchange(
+        subject,
+        actor or "placeholder.actor.token",
+        "chat-models",
+        "chat:invoke",
+        AGENT_ID,
+        realm.spire.svid(AGENT_ID, realm.issuer),
+    )
+    if actor is None:
+        del form["actor_token"], form["actor_token_type"]
+    return oauth.form_poster(http)(oauth.Endpoints(realm.issuer).token, form)
+
+
+def test_an_exchange_without_actor_token_is_refused():
+    with lab_peers() as (realm, _issuer, _gateway), httpx.Client(timeout=10) as http:
+        subject = _consented(realm, http, oauth.consent_scope("chat:invoke", AGENT_ID))
+        with pytest.raises(oauth.OAuthError) as refused:
+            _exchange(realm, http, subject, None)
+    assert refused.value.error == "invalid_request"
+    assert "needs an actor_token" in refused.value.description
+
+
+def test_a_subject_token_without_may_act_for_this_agent_is_refused():
+    with lab_peers() as (realm, _issuer, _gateway), httpx.Client(timeout=10) as http:
+        actor = _own_token(realm, http, AGENT_ID)
+        # No delegation scope at all, then delegation to another agent only.
+        plain = _consented(realm, http, "openid chat:invoke")
+        other = _consented(realm, http, oauth.consent_scope("chat:invoke", OTHER_AGENT_ID))
+        assert "may_act" not in oauth.unverified_claims(plain)
+        assert oauth.unverified_claims(other)["may_act"]["client_id"] == OTHER_AGENT_ID
+        errors = []
+        for subject in (plain, other):
+            with pytest.raises(oauth.OAuthError) as refused:
+                _exchange(realm, http, subject, actor)
+            errors.append((refused.value.error, refused.value.description))
+    assert errors == [("invalid_grant", "the subject token has no may_act for this actor")] * 2
+
+
+def test_an_actor_token_of_another_client_is_refused():
+    with lab_peers() as (realm, _issuer, _gateway), httpx.Client(timeout=10) as http:
+        subject = _consented(realm, http, oauth.consent_scope("chat:invoke", AGENT_ID))
+        with pytest.raises(oauth.OAuthError) as refused:
+            _exchange(realm, http, subject, _own_token(realm, http, CALLER_ID))
+    assert refused.value.error == "invalid_grant"
+    assert "another client" in refused.value.description
+
+
+def test_delegation_outside_the_delegate_permission_gets_no_may_act_nor_act():
+    with lab_peers() as (realm, _issuer, _gateway), httpx.Client(timeout=10) as http:
+        realm.actors.discard(AGENT_ID)
+        subject = _consented(realm, http, oauth.consent_scope("chat:invoke", AGENT_ID))
+        claims = oauth.unverified_claims(subject)
+        with pytest.raises(oauth.OAuthError) as refused:
+            _exchange(realm, http, subject, _own_token(realm, http, AGENT_ID))
+    # Keycloak drops the delegation scope it may not grant, so no may_act is issued.
+    assert "may_act" not in claims
+    assert claims["scope"].split() == ["openid", "chat:invoke"]
+    assert refused.value.error == "invalid_grant"
+
+
+def test_a_plain_exchange_gets_no_act_and_the_gateway_denies_it():
+    with lab_peers() as (realm, _issuer, gateway), httpx.Client(timeout=10) as http:
+        subject = _consented(realm, http, "openid chat:invoke")
+        token = _exchange(realm, http, subject, None)["access_token"]
+        answer = http.post(
+            f"{gateway}/models/chat",
+            json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert "act" not in oauth.unverified_claims(token)
+    assert answer.status_code == 403
+    assert answer.json()["reason"] == "an agent's token without act"
 
 
 def test_an_svid_from_a_foreign_key_is_refused_by_the_realm():

@@ -2,10 +2,14 @@
 
 `Realm` is a small Keycloak-shaped realm (same endpoint paths) that really verifies what the
 workloads send: the PKCE S256 verifier against the stored challenge, the JWT-SVID client
-assertion's signature (a test SPIRE key), audience and subject, the RFC 8693 fields of a token
-exchange, and CIBA polling (pending, then approved or denied). It signs RS256 tokens with its
-own key. `Gateway` verifies those tokens (signature, audience, scope, actor) before answering
-in the OpenAI chat shape. Both run under uvicorn on 127.0.0.1 and stop on exit.
+assertion's signature (a test SPIRE key), audience and subject, CIBA polling (pending, then
+approved or denied) and token exchange the way Keycloak 26.8 does delegation: the consent scope
+`delegation:client:<agent>` puts `may_act` in the user's token only for an agent the `delegate`
+permission covers; an exchange gets `act` only with that may_act AND the agent's own token as
+actor_token, and is refused otherwise; a plain exchange (neither) gets a token without `act`.
+It signs RS256 tokens with its own key. `Gateway` verifies those tokens (signature, audience,
+scope, actor, the user's `delegates`) before answering in the OpenAI chat shape. Both run
+under uvicorn on 127.0.0.1 and stop on exit.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from services.common import oauth
 from services.common.oauth import verify_pkce
 
 TRUST_DOMAIN = "lab.local"
+PREFIX = f"{oauth.DELEGATION_CLIENT_SCOPE}:"
 AGENT_ID = f"spiffe://{TRUST_DOMAIN}/ns/lab-agents/sa/agent"
 CALLER_ID = f"spiffe://{TRUST_DOMAIN}/ns/lab-services/sa/service-caller"
+OTHER_AGENT_ID = f"spiffe://{TRUST_DOMAIN}/ns/lab-agents/sa/other-agent"
 
 
 @contextmanager
@@ -96,8 +102,11 @@ class Realm:
 
     spire: Spire
     public_clients: dict[str, str] = field(default_factory=dict)  # client id -> redirect URI
-    spiffe_clients: set[str] = field(default_factory=lambda: {AGENT_ID, CALLER_ID})
+    spiffe_clients: set[str] = field(default_factory=lambda: {AGENT_ID, OTHER_AGENT_ID, CALLER_ID})
     delegations: dict[str, list[str]] = field(default_factory=lambda: {"alice": [AGENT_ID]})
+    """The users' `delegates` attribute (a claim the decision service reads; the IdP does not)."""
+    actors: set[str] = field(default_factory=lambda: {AGENT_ID, OTHER_AGENT_ID})
+    """Clients the realm's FGAP `delegate` permission lets act for any user."""
     denies: set[str] = field(default_factory=set)
     pending_polls: int = 2
     key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
@@ -111,18 +120,35 @@ class Realm:
         base = {"iss": self.issuer, "iat": now, "nbf": now, "exp": now + lifetime}
         return jwt.encode({**base, **claims}, self.key, algorithm="RS256")
 
+    @staticmethod
+    def service_account(client: str) -> str:
+        """The id of a client's service-account user: its tokens' sub, act.sub and may_act.sub."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, client))
+
     def user_token(self, user: str, azp: str, scope: str) -> str:
-        return self.sign(
-            {
-                "sub": f"user-{user}",
-                "preferred_username": user,
-                "azp": azp,
-                "aud": ["chat-models", azp],
-                "scope": scope,
-                "sid": str(uuid.uuid4()),
-                "delegates": self.delegations.get(user, []),
-            }
-        )
+        claims = {
+            "sub": f"user-{user}",
+            "preferred_username": user,
+            "azp": azp,
+            "aud": ["chat-models", azp],
+            "scope": scope,
+            "sid": str(uuid.uuid4()),
+            "delegates": self.delegations.get(user, []),
+        }
+        actors = [s.removeprefix(PREFIX) for s in scope.split() if s.startswith(PREFIX)]
+        if actors:
+            # The parameterized scope mapper: may_act names the actor's account and client.
+            claims["may_act"] = {"sub": self.service_account(actors[0]), "client_id": actors[0]}
+        return self.sign(claims)
+
+    def _granted_scope(self, asked: str) -> str:
+        """Keycloak drops a delegation scope the `delegate` permission does not cover."""
+        kept = [
+            s
+            for s in asked.split()
+            if not s.startswith(PREFIX) or s.removeprefix(PREFIX) in self.actors
+        ]
+        return " ".join(kept)
 
     def _client(self, form: dict[str, str]) -> str:
         """Authenticate a SPIFFE client by its JWT-SVID, as the IdP would."""
@@ -158,7 +184,7 @@ class Realm:
             return {"access_token": token, "token_type": "Bearer", "expires_in": 300}
         client = self._client(form)
         if grant == "client_credentials":
-            claims = {"sub": f"service-account-{client.rsplit('/', 1)[-1]}", "azp": client}
+            claims = {"sub": self.service_account(client), "azp": client}
             claims |= {"aud": ["lab-services"], "scope": form.get("scope", "service:call")}
             return {"access_token": self.sign(claims), "token_type": "Bearer"}
         if grant == oauth.TOKEN_EXCHANGE:
@@ -176,23 +202,24 @@ class Realm:
             return {"access_token": token, "token_type": "Bearer"}
         raise oauth.OAuthError("unsupported_grant_type", str(grant))
 
-    def _exchange(self, client: str, form: dict[str, str]) -> dict[str, Any]:
-        if form.get("subject_token_type") != oauth.ACCESS_TOKEN_TYPE:
-            raise oauth.OAuthError("invalid_request", "subject_token_type")
-        if form.get("requested_token_type") != oauth.ACCESS_TOKEN_TYPE:
-            raise oauth.OAuthError("invalid_request", "requested_token_type")
+    def _verified(self, token: str, what: str) -> dict[str, Any]:
         try:
-            subject = jwt.decode(
-                form.get("subject_token", ""),
+            return jwt.decode(
+                token,
                 self.key.public_key(),
                 algorithms=["RS256"],
                 issuer=self.issuer,
                 options={"verify_aud": False},
             )
         except jwt.InvalidTokenError as err:
-            raise oauth.OAuthError("invalid_grant", f"subject token: {err}") from None
-        if client not in subject.get("delegates", []):
-            raise oauth.OAuthError("access_denied", "the user never delegated to this client")
+            raise oauth.OAuthError("invalid_grant", f"{what}: {err}") from None
+
+    def _exchange(self, client: str, form: dict[str, str]) -> dict[str, Any]:
+        if form.get("subject_token_type") != oauth.ACCESS_TOKEN_TYPE:
+            raise oauth.OAuthError("invalid_request", "subject_token_type")
+        if form.get("requested_token_type") != oauth.ACCESS_TOKEN_TYPE:
+            raise oauth.OAuthError("invalid_request", "requested_token_type")
+        subject = self._verified(form.get("subject_token", ""), "subject token")
         scope = form.get("scope", "")
         if not set(scope.split()) <= set(subject["scope"].split()):
             raise oauth.OAuthError("invalid_scope", "a scope the user never had")
@@ -202,10 +229,39 @@ class Realm:
             "azp": client,
             "aud": form.get("audience"),
             "scope": scope,
-            # Keycloak's delegation shape: the agent's client in client_id, its account in sub.
-            "act": {"sub": f"service-account-of-{client}", "client_id": client},
             "delegates": subject.get("delegates", []),
         }
+        if "actor_token" not in form:
+            # Standard exchange: 26.8 refuses to launder a token carrying delegation claims;
+            # any other subject token is exchanged without act (the gateway then denies).
+            if "may_act" in subject or "act" in subject:
+                raise oauth.OAuthError(
+                    "invalid_request", "a subject token with may_act needs an actor_token"
+                )
+            return self._issued(claims)
+        claims["act"] = self._actor(client, subject, form)
+        return self._issued(claims)
+
+    def _actor(self, client: str, subject: dict[str, Any], form: dict[str, str]) -> dict:
+        """Keycloak's delegation checks; the act claim they allow."""
+        if form.get("actor_token_type") != oauth.ACCESS_TOKEN_TYPE:
+            raise oauth.OAuthError("invalid_request", "actor_token_type")
+        actor = self._verified(form["actor_token"], "actor token")
+        if actor.get("azp") != client or actor.get("sub") != self.service_account(client):
+            raise oauth.OAuthError("invalid_grant", "the actor token belongs to another client")
+        may_act = subject.get("may_act") or {}
+        if may_act.get("client_id") != client or may_act.get("sub") != actor["sub"]:
+            raise oauth.OAuthError(
+                "invalid_grant", "the subject token has no may_act for this actor"
+            )
+        if client not in self.actors:
+            raise oauth.OAuthError(
+                "access_denied", "Actor is not allowed to delegate as the subject user"
+            )
+        # Keycloak's delegation shape: the agent's account in sub, its client in client_id.
+        return {"sub": actor["sub"], "client_id": client}
+
+    def _issued(self, claims: dict[str, Any]) -> dict[str, Any]:
         return {
             "access_token": self.sign(claims, lifetime=120),
             "issued_token_type": oauth.ACCESS_TOKEN_TYPE,
@@ -254,7 +310,7 @@ class Realm:
             self.ciba[auth_req_id] = {
                 "client": client,
                 "user": form.get("login_hint"),
-                "scope": form.get("scope", ""),
+                "scope": self._granted_scope(form.get("scope", "")),
                 "polls": 0,
             }
             return JSONResponse({"auth_req_id": auth_req_id, "expires_in": 120, "interval": 1})
@@ -293,8 +349,12 @@ class Gateway:
             return JSONResponse({"reason": f"scope {scope} missing"}, 403)
         # An agent's token on a model route must say on whose behalf it acts.
         if audience == "chat-models" and claims["azp"].startswith("spiffe://"):
-            if claims.get("act", {}).get("client_id") != claims["azp"]:
+            actor = claims.get("act", {}).get("client_id")
+            if actor != claims["azp"]:
                 return JSONResponse({"reason": "an agent's token without act"}, 403)
+            # The decision service's agent-not-delegated policy: the IdP does not check this.
+            if actor not in claims.get("delegates", []):
+                return JSONResponse({"reason": "the user never delegated to this agent"}, 403)
         self.seen.append(claims)
         return claims
 

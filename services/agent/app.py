@@ -4,11 +4,18 @@
 the result and every step it took:
 
 1. JWT-SVID from the Workload API, audience = the realm issuer;
-2. CIBA backchannel request for the user (the IdP pushes a consent request to the user's
-   device), authenticated with the SVID, then polls until approved, denied or expired;
-3. token exchange of the user's consented token for a delegated one (one audience, the task's
-   scope; the IdP adds act.sub = this agent's SPIFFE ID), authenticated with a fresh SVID;
-4. the model through the gateway with the delegated token.
+2. CIBA backchannel request for the user, asking for the task's scope and for
+   `delegation:client:<this agent's client id>` (the IdP pushes a consent request to the user's
+   device), authenticated with the SVID, then polls until approved, denied or expired; the
+   user's token then carries `may_act` naming this agent;
+3. the agent's own token (client credentials, fresh SVID): the actor token;
+4. token exchange (RFC 8693) with the user's token as subject_token and the agent's token as
+   actor_token, for one audience and the task's scope, authenticated with a fresh SVID; the IdP
+   keeps sub = the user and adds act = {sub: the agent's service account, client_id: its id};
+5. the model through the gateway with the delegated token.
+
+The protocol follows docs/identity-provider.md ("Sequence 3 step by step"); the request shapes
+are the plain functions of services.common.oauth.
 """
 
 from __future__ import annotations
@@ -75,10 +82,10 @@ def run_task(
 
     # The binding message is shown on the user's device; keep it short and unique.
     binding = f"agent task {secrets.token_hex(3)}"
-    started = post(
-        realm.ciba,
-        oauth.ciba_request(user, f"openid {config.scope}", binding, config.client_id, svid()),
-    )
+    # Without the delegation scope the user's token has no may_act and the IdP will not let
+    # this agent act for them.
+    consent = oauth.consent_scope(config.scope, config.client_id)
+    started = post(realm.ciba, oauth.ciba_request(user, consent, binding, config.client_id, svid()))
     steps.append(f"consent requested from {user} by push ({binding})")
     consented = oauth.poll_for_consent(
         post,
@@ -89,11 +96,21 @@ def run_task(
         max_polls=config.max_polls,
         sleep=sleep,
     )
-    steps.append(f"{user} approved")
+    may_act = oauth.unverified_claims(consented["access_token"]).get("may_act")
+    steps.append(f"{user} approved: may_act={may_act}")
+    # The actor token is the agent's own client-credentials token; the IdP matches it against
+    # the user's may_act and names it in act.
+    actor = post(realm.token, oauth.client_credentials(config.client_id, svid()))
+    steps.append(f"actor token: sub={oauth.unverified_claims(actor['access_token']).get('sub')}")
     delegated = post(
         realm.token,
         oauth.token_exchange(
-            consented["access_token"], config.audience, config.scope, config.client_id, svid()
+            consented["access_token"],
+            actor["access_token"],
+            config.audience,
+            config.scope,
+            config.client_id,
+            svid(),
         ),
     )
     claims = oauth.unverified_claims(delegated["access_token"])

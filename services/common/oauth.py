@@ -6,7 +6,10 @@ the tests can run every exchange against a real token endpoint on loopback:
 - PKCE (RFC 7636, S256 only) for the demo app's authorization code login;
 - client authentication with a JWT-SVID as the client assertion (the SPIFFE profile of
   RFC 7523: `client_assertion_type` ...:jwt-spiffe), never a client secret;
-- token exchange (RFC 8693) of the user's token for a delegated one;
+- delegation as Keycloak 26.8 does it: the user consents to the parameterized scope
+  `delegation:client:<agent client id>` (which puts `may_act` in the user's token), then
+  the agent exchanges (RFC 8693) that token as `subject_token` with its own client-credentials
+  token as `actor_token`, and the IdP adds `act`;
 - CIBA (OpenID CIBA core, poll mode) with a bounded number of polls.
 """
 
@@ -29,6 +32,8 @@ JWT_SPIFFE = "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+# Keycloak's parameterized consent scope for client delegation (needs `parameterized-scopes`).
+DELEGATION_CLIENT_SCOPE = "delegation:client"
 
 # RFC 7636 section 4.1: 43 to 128 characters from the unreserved set.
 _VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -147,16 +152,41 @@ def client_credentials(client_id: str, svid: str, scope: str | None = None) -> d
     return form
 
 
+def delegation_scope(actor_client_id: str) -> str:
+    """The consent scope that makes the IdP name `actor_client_id` in the user's `may_act`.
+
+    Keycloak 26.8's parameterized client scope `delegation:client`, with the acting client's
+    id as its parameter (docs/identity-provider.md, "Sequence 3 step by step").
+    """
+    if not actor_client_id or any(c.isspace() for c in actor_client_id):
+        raise ValueError("the delegation scope needs the acting client's id, without spaces")
+    return f"{DELEGATION_CLIENT_SCOPE}:{actor_client_id}"
+
+
+def consent_scope(scope: str, actor_client_id: str) -> str:
+    """What an agent asks the user to approve: the task's scope plus delegation to itself."""
+    return " ".join(["openid", *scope.split(), delegation_scope(actor_client_id)])
+
+
 def token_exchange(
-    subject_token: str, audience: str, scope: str, client_id: str, svid: str
+    subject_token: str, actor_token: str, audience: str, scope: str, client_id: str, svid: str
 ) -> dict[str, str]:
-    """RFC 8693 request: the user's access token for one narrowed audience and scope."""
+    """RFC 8693 delegation request: the user's token acted on by the agent's own token.
+
+    `subject_token` is the user's token carrying `may_act` for this client; `actor_token` is
+    the client's own client-credentials token. Without the actor token Keycloak adds no `act`
+    (and 26.8 refuses a subject token with `may_act`), so both are required here.
+    """
     if not subject_token:
         raise ValueError("token exchange needs the user's access token as subject_token")
+    if not actor_token:
+        raise ValueError("delegated token exchange needs the agent's own token as actor_token")
     return {
         "grant_type": TOKEN_EXCHANGE,
         "subject_token": subject_token,
         "subject_token_type": ACCESS_TOKEN_TYPE,
+        "actor_token": actor_token,
+        "actor_token_type": ACCESS_TOKEN_TYPE,
         "requested_token_type": ACCESS_TOKEN_TYPE,
         "audience": audience,
         "scope": scope,

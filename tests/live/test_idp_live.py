@@ -20,6 +20,7 @@ import pytest
 
 from lab.naming import Audience, Namespace, Scope, spiffe_id
 from lab.realm import AGENT_ACCOUNTS, DEMO_APP, SERVICE_TARGETS
+from services.common import oauth
 
 pytestmark = pytest.mark.live
 
@@ -147,70 +148,70 @@ def test_service_authenticates_with_its_svid_and_reaches_only_its_target(idp, li
 
 
 def test_ciba_then_exchange_gives_a_delegated_token_naming_the_agent(idp, live_lab):
+    """Sequence 3 with the agent's own request builders (services.common.oauth), step by step."""
     trust_domain = live_lab.outputs["trustDomain"]
     agent = spiffe_id(trust_domain, Namespace.AGENTS, AGENT_ACCOUNTS[0])
-    auth = {
-        "client_id": agent,
-        "client_assertion_type": SPIFFE_ASSERTION,
-    }
 
-    def assertion() -> dict:
-        return {**auth, "client_assertion": svid(live_lab, Namespace.AGENTS, AGENT_ACCOUNTS[0])}
+    def assertion() -> str:
+        return svid(live_lab, Namespace.AGENTS, AGENT_ACCOUNTS[0])
 
+    # 1. CIBA for the model scope and delegation to the agent itself.
     started = idp.post(
         f"{live_lab.outputs['realmIssuer']}/protocol/openid-connect/ext/ciba/auth",
-        data={
-            **assertion(),
-            "login_hint": "alice",
-            "scope": f"openid {Scope.CHAT} delegation:client:{agent}",
-            "binding_message": "live-test",
-        },
+        data=oauth.ciba_request(
+            "alice", oauth.consent_scope(Scope.CHAT, agent), "live-test", agent, assertion()
+        ),
     )
     started.raise_for_status()
     request = started.json()
-    # The relay answers for the approver in the live lab's test mode; poll within expiry.
+    # 2. The relay answers for the approver in the live lab's test mode; poll within expiry.
     deadline = time.monotonic() + request["expires_in"]
     subject = None
     while time.monotonic() < deadline and subject is None:
         time.sleep(request.get("interval", 5))
         polled = idp.post(
-            token_url(live_lab),
-            data={
-                **assertion(),
-                "grant_type": "urn:openid:params:grant-type:ciba",
-                "auth_req_id": request["auth_req_id"],
-            },
+            token_url(live_lab), data=oauth.ciba_poll(request["auth_req_id"], agent, assertion())
         )
         if polled.status_code == 200:
             subject = polled.json()["access_token"]
     assert subject, "the push consent was not answered before the CIBA request expired"
+    # The delegation scope's mappers name the agent in may_act and add it to aud.
+    may_act = verify(live_lab, subject, agent)["may_act"]
+    assert may_act["client_id"] == agent
 
-    actor = idp.post(token_url(live_lab), data={**assertion(), "grant_type": "client_credentials"})
+    # Without the actor token 26.8 refuses a subject token that carries may_act.
+    plain = oauth.token_exchange(subject, "x.y.z", Audience.CHAT, Scope.CHAT, agent, assertion())
+    del plain["actor_token"], plain["actor_token_type"]
+    refused = idp.post(token_url(live_lab), data=plain)
+    assert refused.status_code in (400, 403), refused.text
+
+    # 3. The agent's own token is the actor token; exchange with both.
+    actor = idp.post(token_url(live_lab), data=oauth.client_credentials(agent, assertion()))
     actor.raise_for_status()
+    actor_token = actor.json()["access_token"]
     exchanged = idp.post(
         token_url(live_lab),
-        data={
-            **assertion(),
-            "grant_type": EXCHANGE,
-            "subject_token": subject,
-            "subject_token_type": ACCESS_TOKEN,
-            "actor_token": actor.json()["access_token"],
-            "actor_token_type": ACCESS_TOKEN,
-            "audience": Audience.CHAT,
-            "scope": Scope.CHAT,
-        },
+        data=oauth.token_exchange(
+            subject, actor_token, Audience.CHAT, Scope.CHAT, agent, assertion()
+        ),
     )
     exchanged.raise_for_status()
+    # 4. sub stays the user, act names the agent's service account and client, one audience.
     claims = verify(live_lab, exchanged.json()["access_token"], Audience.CHAT)
     assert claims["preferred_username"] == "alice"
     assert claims["azp"] == agent
     assert claims["act"]["client_id"] == agent
+    assert (
+        claims["act"]["sub"]
+        == may_act["sub"]
+        == jwt.decode(actor_token, options={"verify_signature": False})["sub"]
+    )
     assert claims["aud"] in (Audience.CHAT, [Audience.CHAT])
     assert claims["exp"] - claims["iat"] <= 120
 
 
 def test_plain_exchange_of_a_delegated_token_is_refused(idp, live_lab):
-    """An exchange without actor_token must not strip `act` (the 26.8 routing fix)."""
+    """The demo app, which has no token exchange, cannot exchange a user's token at all."""
     tokens = login(idp, live_lab, "bob")
     refused = idp.post(
         token_url(live_lab),
@@ -222,5 +223,4 @@ def test_plain_exchange_of_a_delegated_token_is_refused(idp, live_lab):
             "subject_token_type": ACCESS_TOKEN,
         },
     )
-    # The demo app is not allowed to exchange at all.
     assert refused.status_code in (400, 401, 403)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from components.demo_workloads import AGENT, CHAT_PATH, SERVICE_CALLER
+from services.common import oauth
 
 pytestmark = pytest.mark.live
 
@@ -143,9 +144,13 @@ def _approve_in_background(lab) -> threading.Thread:
     queue = lab.outputs.get("approvalsQueueUrl")
     if not queue:
         pytest.skip("the stack exports no approvalsQueueUrl: the push approver cannot run")
-    args = ["--queue-url", queue, "--approve-scope", "chat:invoke", "--max-messages", "1"]
     agent_id = next(v for v in lab.outputs.get("spiffeIds", {}).values() if AGENT in str(v))
-    args += ["--approve-agent", agent_id]
+    # The agent asks for exactly oauth.consent_scope: openid, the model scope and delegation
+    # to itself (docs/identity-provider.md); the approver approves only those.
+    scopes = oauth.consent_scope("chat:invoke", agent_id).split()
+    args = ["--queue-url", queue, "--max-messages", "1", "--approve-agent", agent_id]
+    for scope in scopes:
+        args += ["--approve-scope", scope]
 
     def run():
         lab.kubectl(
@@ -176,10 +181,13 @@ def test_sequence_3_user_to_agent_to_service(live_lab):
         step(str(i), line)
     assert result["status"] == 200, result["body"]
     delegated = result["body"]["delegated"]
-    # Keycloak names the actor's client (its SPIFFE ID) in act.client_id; the contract's
-    # act.sub may carry it too: either must name this agent.
-    actor = delegated["act"].get("client_id") or delegated["act"].get("sub", "")
-    assert actor.endswith(f"/sa/{AGENT}")
+    steps = result["body"]["steps"]
+    # The agent's own token was the actor token; Keycloak names its client (the SPIFFE ID) in
+    # act.client_id and its service-account user in act.sub.
+    assert any(s.startswith("actor token: sub=") for s in steps), steps
+    assert delegated["act"]["client_id"].endswith(f"/sa/{AGENT}")
+    assert delegated["act"]["client_id"] == delegated["azp"]
+    assert delegated["act"]["sub"] and delegated["sub"] != delegated["act"]["sub"]
     assert delegated["aud"] in ("chat-models", ["chat-models"])
 
 
