@@ -195,8 +195,9 @@ class Realm:
     spiffe: SpiffeTrust
     claims_scope: str = "lab-claims"
     """Scope carrying the lab's claims (groups, delegates) in every user token."""
-    delegation_scope: str = "delegation"
-    """The IdP's consent scope for delegation, asked as delegation:client:<agent client id>."""
+    delegation_scope: str = "delegation:client"
+    """Keycloak's built-in parameterized scope for delegation; an agent asks for it as
+    delegation:client:<its client id>, which puts `may_act` naming it in the user's token."""
 
     def client(self, client_id: str) -> Client:
         for client in self.clients:

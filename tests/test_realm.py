@@ -11,7 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from components.identity_provider import FEATURES, server_args
+from lab import mocks
 from lab.naming import Audience, Namespace, Scope, issuers, spiffe_id
+from lab.offline_plan import run_plan
 from lab.realm import (
     MODEL_AUDIENCES,
     Client,
@@ -25,6 +27,7 @@ from lab.realm import (
     validate,
 )
 from lab.settings import ConfigSource, load_settings
+from tests.tls_chain import assert_issued_through_lab_tls, assert_vault_issued_chain, served_chain
 
 CLIENT = "keycloak:openid/client:Client"
 
@@ -256,25 +259,38 @@ def test_signing_key_chains_to_the_lab_root_and_is_output_as_spki(dev_plan):
     assert keystore["secretInputs"] == ["privateKey"]
 
 
-def test_idp_tls_certificate_names_the_public_host_under_the_root(dev_plan):
-    root = dev_plan.outputs["rootCaCertPem"]
-    signed = dev_plan.one("tls:index/locallySignedCert:LocallySignedCert", "idp-tls-cert")
-    assert signed["inputs"]["caCertPem"].strip() == root.strip()
-    assert signed["inputs"]["allowedUses"] == [
-        "digital_signature",
-        "key_encipherment",
-        "server_auth",
-    ]
-    csr = x509.load_pem_x509_csr(signed["inputs"]["certRequestPem"].encode())
-    sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sans.get_values_for_type(x509.DNSName) == [
-        "idp.lab.localhost",
-        "keycloak-http.idp.svc.cluster.local",
-    ]
+@pytest.fixture(scope="module")
+def idp_tls_plan():
+    """The dev plan with the IdP TLS Secret's plain inputs kept aside for the chain checks."""
+    seen: dict[str, dict] = {}
+
+    def keep(inputs: dict) -> dict:
+        seen[inputs["metadata"]["name"]] = inputs
+        return {}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(mocks.COMPUTED, "kubernetes:core/v1:Secret", keep)
+        plan = run_plan("dev")
+    return plan, seen["keycloak-tls"]["stringData"]
+
+
+def test_idp_tls_certificate_comes_from_vault_for_the_public_host(idp_tls_plan):
+    plan, data = idp_tls_plan
+    hosts = ["idp.lab.localhost", "keycloak-http.idp.svc.cluster.local"]
+    assert_issued_through_lab_tls(plan, "idp-tls", hosts)
+    root = plan.outputs["rootCaCertPem"]
+    assert_vault_issued_chain(plan, data, hosts, root)
+    # Keycloak's truststore is the lab root alone, not the served chain.
+    assert served_chain(data["ca.crt"]) == served_chain(root)
     # The key and the certificate travel together in one secret.
-    secret = dev_plan.one("kubernetes:core/v1:Secret", "idp-tls")
+    secret = plan.one("kubernetes:core/v1:Secret", "idp-tls")
     assert secret["inputs"]["type"] == "kubernetes.io/tls"
     assert secret["secretInputs"] == ["stringData"]
+    assert not [
+        r
+        for r in plan.of_type("tls:index/locallySignedCert:LocallySignedCert")
+        if r["name"].startswith("idp-")
+    ]
 
 
 def test_keycloak_release_pins_features_port_and_ciba_channel(dev_plan, settings):
@@ -384,3 +400,15 @@ def test_agents_hold_the_delegate_permission_on_the_admin_permissions_client(dev
     assert not others & set(policy["inputs"]["clients"])
     for record in (permission, policy):
         assert record["parent"] == dev_plan.one("identity-lab:idp:KeycloakRealm")["urn"]
+
+
+def test_agents_may_ask_for_keycloaks_delegation_scope_and_nobody_else(dev_plan):
+    optional = dev_plan.of_type("keycloak:openid/clientOptionalScopes:ClientOptionalScopes")
+    with_delegation = {
+        r["name"] for r in optional if "delegation:client" in r["inputs"]["optionalScopes"]
+    }
+    agents = {r["name"] for r in optional if "research-agent" in r["name"]}
+    assert agents == {"realm-client-agent-research-agent-optional-scopes"}
+    # Keycloak's built-in parameterized scope is `delegation:client` (asked for with the
+    # agent's client id appended); a scope of any other name would not exist in the realm.
+    assert with_delegation == agents
