@@ -262,6 +262,8 @@ class SignalServices(pulumi.ComponentResource):
                 "CAEP_QUEUE_URL": self._signals.caep_queue_url,
                 "CAEP_ISSUER": args.caep_issuer,
                 "CAEP_AUDIENCE": args.caep_audience,
+                # iss_sub subjects must name users of this realm (their sub means nothing else).
+                "IDP_ISSUER": args.idp_issuer,
                 "SET_CERT_PEM_FILE": f"{TRUST_DIR}/caep-transmitter.pem",
                 "LAB_ROOT_CA_PEM_FILE": f"{TRUST_DIR}/ca.pem",
                 "SET_MAX_AGE_SECONDS": str(args.set_max_age_seconds),

@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +29,8 @@ from cryptography.x509.oid import NameOID
 REGION = "us-east-1"
 # moto accepts any credentials; these are the dummy values its documentation uses.
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# The client secret the fake IdP's token endpoint accepts (a test value, not a credential).
+FAKE_IDP_CLIENT_SECRET = "receiver-secret"
 
 
 @contextmanager
@@ -68,7 +72,15 @@ class Pki:
     """An RSA key nobody certified: what a forger would sign with."""
 
 
-def make_pki(signing_uses_digital_signature: bool = True) -> Pki:
+def make_pki(
+    signing_uses_digital_signature: bool = True,
+    *,
+    valid_from: dt.timedelta = dt.timedelta(minutes=-1),
+    valid_for: dt.timedelta = dt.timedelta(days=1),
+    signing_is_ca: bool = False,
+) -> Pki:
+    """`valid_from` (relative to now) and `valid_for` set the SET certificate's dates;
+    `signing_is_ca` makes it a CA certificate (BasicConstraints ca=True)."""
     now = dt.datetime.now(dt.UTC)
     root_key = ec.generate_private_key(ec.SECP384R1())
     root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Lab Root")])
@@ -103,12 +115,13 @@ def make_pki(signing_uses_digital_signature: bool = True) -> Pki:
         .issuer_name(root_name)
         .public_key(set_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(now + valid_from)
+        .not_valid_after(now + valid_from + valid_for)
         .add_extension(
             x509.KeyUsage(digital_signature=signing_uses_digital_signature, **usage),
             critical=True,
         )
+        .add_extension(x509.BasicConstraints(ca=signing_is_ca, path_length=None), critical=True)
         .sign(root_key, hashes.SHA384())
     )
     return Pki(
@@ -126,10 +139,32 @@ class FakeIdp:
     url: str = ""
     calls: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refuse_admin: int | None = None
+    """While set, every admin API call is answered with this status (the IdP refusing)."""
+    users: dict[str, str] = field(default_factory=dict)
+    """email -> user id, what GET .../users?email=...&exact=true finds."""
 
-    def paths(self, method: str | None = None) -> list[str]:
+    def answered_at(self, method: str, path: str, status: int) -> float | None:
+        """time.perf_counter() when the first such call was answered, if it was."""
         with self.lock:
-            return [c["path"] for c in self.calls if method is None or c["method"] == method]
+            return next(
+                (
+                    c["answered_at"]
+                    for c in self.calls
+                    if (c["method"], c["path"], c.get("status")) == (method, path, status)
+                ),
+                None,
+            )
+
+    def paths(self, method: str | None = None, status: int | None = None) -> list[str]:
+        """Paths called (with `status`: only the calls answered with it)."""
+        with self.lock:
+            return [
+                c["path"]
+                for c in self.calls
+                if (method is None or c["method"] == method)
+                and (status is None or c.get("status") == status)
+            ]
 
 
 @contextmanager
@@ -148,9 +183,14 @@ def fake_idp() -> Iterator[FakeIdp]:
             }
             with idp.lock:
                 idp.calls.append(call)
+            self.call = call
             return call
 
-        def _answer(self, status: int, payload: dict | None = None) -> None:
+        def _answer(self, status: int, payload: dict | list | None = None) -> None:
+            with idp.lock:
+                # One handler per request: the call this answer belongs to.
+                self.call["status"] = status
+                self.call["answered_at"] = time.perf_counter()
             data = json.dumps(payload).encode() if payload is not None else b""
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -162,18 +202,40 @@ def fake_idp() -> Iterator[FakeIdp]:
             call = self._record()
             if self.path.endswith("/protocol/openid-connect/token"):
                 form = dict(p.split("=", 1) for p in call["body"].split("&"))
-                if form.get("client_secret") != "receiver-secret":
+                if form.get("client_secret") != FAKE_IDP_CLIENT_SECRET:
                     self._answer(401, {"error": "unauthorized_client"})
                     return
                 self._answer(200, {"access_token": "admin-access", "expires_in": 60})
             elif self.path.endswith("/ext/ciba/auth/callback"):
                 self._answer(200, {})
             else:
-                self._answer(204 if call["authorization"] == "Bearer admin-access" else 401)
+                self._admin(call, 204)
 
         def do_DELETE(self):
+            self._admin(self._record(), 204)
+
+        def do_GET(self):
             call = self._record()
-            self._answer(204 if call["authorization"] == "Bearer admin-access" else 401)
+            path, _, query = self.path.partition("?")
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            if path.endswith("/users") and params.get("exact") == "true":
+                email = urllib.parse.unquote(params.get("email", "")).lower()
+                found = [
+                    {"id": uid, "email": mail}
+                    for mail, uid in idp.users.items()
+                    if mail.lower() == email
+                ]
+                self._admin(call, 200, found)
+            else:
+                self._admin(call, 404, {"error": "not found"})
+
+        def _admin(self, call: dict, status: int, payload: list | dict | None = None) -> None:
+            if call["authorization"] != "Bearer admin-access":
+                self._answer(401)
+            elif idp.refuse_admin is not None:
+                self._answer(idp.refuse_admin, {"error": "refused"})
+            else:
+                self._answer(status, payload)
 
         def log_message(self, *args) -> None:  # keep test output clean
             return

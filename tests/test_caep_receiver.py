@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 
 import httpx
@@ -24,7 +25,8 @@ from tests.signals_peers import (
 ISSUER = "https://caep.lab.localhost"
 AUDIENCE = "spiffe://lab.local/ns/lab-system/sa/caep-receiver"
 MAX_RECEIVES = 3
-USER = {"format": "iss_sub", "iss": "https://idp.lab.localhost:9443/realms/lab", "sub": "u-1"}
+REALM = "https://idp.lab.localhost:9443/realms/lab"
+USER = {"format": "iss_sub", "iss": REALM, "sub": "u-1"}
 
 
 def session_subject(sid: str) -> dict:
@@ -93,7 +95,9 @@ def transmitter(stream, pki, **overrides) -> Transmitter:
 
 
 def receiver(stream, pki, deny_list, idp=None, store=None, **extra) -> Receiver:
-    verifier = sets.SetVerifier.from_certificate(pki.set_cert_pem, pki.root_pem, ISSUER, AUDIENCE)
+    verifier = sets.SetVerifier.from_certificate(
+        pki.set_cert_pem, pki.root_pem, ISSUER, AUDIENCE, REALM
+    )
     admin = None
     if idp is not None:
         admin = IdpAdmin(
@@ -300,3 +304,117 @@ def test_the_poll_loop_stops_when_asked(stream, pki, deny_list):
     stop.set()
     worker.join(timeout=5)
     assert not worker.is_alive() and rx.healthy
+
+
+def _dead_letters(stream) -> list[str]:
+    got = stream["sqs"].receive_message(QueueUrl=stream["dlq"], MaxNumberOfMessages=10)
+    return [m["Body"] for m in got.get("Messages", [])]
+
+
+def _queue_is_empty(stream) -> bool:
+    got = stream["sqs"].receive_message(QueueUrl=stream["queue"], WaitTimeSeconds=1)
+    return got.get("Messages") is None
+
+
+def test_an_idp_outage_never_costs_the_deny_list_entry(stream, pki, deny_list, idp, tmp_path):
+    idp.refuse_admin = 503
+    start = time.monotonic()
+    jti = transmitter(stream, pki).emit(sets.SESSION_REVOKED, session_subject("s-idp-down"))
+    rx = receiver(stream, pki, deny_list, idp, store=JtiStore(tmp_path / "jti.json"))
+    outcomes = drain(rx, 1)
+    # The gateway's source of truth refuses the session while the IdP still refuses us.
+    assert deny_list.decide(sid="s-idp-down")["context"]["reason"] == "session revoked"
+    assert time.monotonic() - start < 3.0
+    assert [(o.status, o.jti) for o in outcomes] == [("acted", jti)]
+    assert "IdP end_session s-idp-down pending" in outcomes[0].detail
+    assert idp.paths("DELETE", status=503) == ["/admin/realms/lab/sessions/s-idp-down"]
+    # The message is settled: it can neither come back stale nor be dead-lettered.
+    assert _queue_is_empty(stream) and _dead_letters(stream) == []
+    assert list(rx.store.pending()) == [jti]
+
+    idp.refuse_admin = None
+    retried = []
+    for _ in range(6):
+        retried += [o.status for o in rx.poll_once()]
+        if "idp-done" in retried:
+            break
+    for _ in range(2):  # nothing is left to do afterwards
+        retried += [o.status for o in rx.poll_once()]
+    assert retried.count("idp-done") == 1 and "idp-gave-up" not in retried
+    assert idp.paths("DELETE", status=204) == ["/admin/realms/lab/sessions/s-idp-down"]
+    assert len(idp.paths("DELETE")) == 2  # the refused attempt and the one that ended it
+    assert rx.store.pending() == {}
+    assert [e["event_id"] for e in deny_list.entries()] == [jti]
+
+
+def test_a_restarted_receiver_finishes_the_idp_step_once(stream, pki, deny_list, idp, tmp_path):
+    idp.refuse_admin = 503
+    state = tmp_path / "jti.json"
+    transmitter(stream, pki).emit(sets.CREDENTIAL_CHANGE, session_subject("s-any"))
+    assert [o.status for o in drain(receiver(stream, pki, deny_list, idp, JtiStore(state)), 1)] == [
+        "acted"
+    ]
+    assert deny_list.denied("subject", "u-1")
+
+    idp.refuse_admin = None
+    second = receiver(stream, pki, deny_list, idp, JtiStore(state))
+    time.sleep(1.0)  # the first retry is due one retry delay after the failure
+    statuses = [o.status for _ in range(3) for o in second.poll_once()]
+    assert statuses == ["idp-done"]
+    assert idp.paths("POST", status=204) == ["/admin/realms/lab/users/u-1/logout"]
+    assert JtiStore(state).pending() == {}
+
+
+def test_an_idp_down_past_the_retries_leaves_the_deny_list_entry_and_says_so(
+    stream, pki, deny_list, idp, caplog
+):
+    idp.refuse_admin = 403
+    transmitter(stream, pki).emit(sets.SESSION_REVOKED, session_subject("s-never"))
+    rx = receiver(stream, pki, deny_list, idp, idp_retry_seconds=0)
+    with caplog.at_level("ERROR", logger="caep.receiver"):
+        outcomes = drain(rx, 1) + rx.poll_once()
+    assert [o.status for o in outcomes] == ["acted"]
+    assert "given up" in outcomes[0].detail
+    assert "GAVE UP on the IdP" in caplog.text and "end_session s-never" in caplog.text
+    assert deny_list.decide(sid="s-never")["decision"] is False
+    assert rx.store.pending() == {}
+    assert len(idp.paths("DELETE")) == 1
+
+
+def test_an_email_subject_is_resolved_through_the_idp(stream, pki, deny_list, idp):
+    idp.users["alice@lab.local"] = "u-alice"
+    subject = {"format": "email", "email": "Alice@lab.local"}
+    jti = transmitter(stream, pki).emit(sets.CREDENTIAL_CHANGE, subject)
+    outcomes = drain(receiver(stream, pki, deny_list, idp), 1)
+    assert [(o.status, o.jti) for o in outcomes] == [("acted", jti)]
+    assert deny_list.denied("subject", "u-alice")
+    assert idp.paths("POST")[-1] == "/admin/realms/lab/users/u-alice/logout"
+
+
+@pytest.mark.parametrize(
+    ("with_idp", "why"),
+    [(False, "by email only"), (True, "no IdP user has the subject's email")],
+)
+def test_an_email_subject_that_cannot_be_resolved_goes_to_the_dlq(
+    stream, pki, deny_list, idp, caplog, with_idp, why
+):
+    subject = {"format": "email", "email": "nobody@lab.local"}
+    jti = transmitter(stream, pki).emit(sets.SESSION_REVOKED, subject)
+    rx = receiver(stream, pki, deny_list, idp if with_idp else None)
+    with caplog.at_level("WARNING", logger="caep.receiver"):
+        outcomes = drain(rx, 1, rounds=MAX_RECEIVES + 2)
+    assert [o.status for o in outcomes] == ["rejected"] * MAX_RECEIVES
+    assert {o.jti for o in outcomes} == {jti} and why in outcomes[0].detail
+    assert f"SET {jti} cannot be acted on, left for the DLQ" in caplog.text
+    assert deny_list.entries() == []
+    assert _queue_is_empty(stream) and len(_dead_letters(stream)) == 1
+
+
+def test_a_subject_from_another_issuer_goes_to_the_dlq(stream, pki, deny_list, idp):
+    foreign = {"format": "iss_sub", "iss": "https://evil.example/realms/lab", "sub": "u-1"}
+    transmitter(stream, pki).emit(sets.CREDENTIAL_CHANGE, foreign)
+    outcomes = drain(receiver(stream, pki, deny_list, idp), 1, rounds=MAX_RECEIVES + 2)
+    assert [o.status for o in outcomes] == ["rejected"] * MAX_RECEIVES
+    assert "is not the IdP realm issuer" in outcomes[0].detail
+    assert deny_list.entries() == [] and idp.paths("POST") == []
+    assert _queue_is_empty(stream) and len(_dead_letters(stream)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
@@ -13,9 +14,10 @@ from tests.signals_peers import make_pki
 
 ISSUER = "https://caep.lab.localhost"
 AUDIENCE = "spiffe://lab.local/ns/lab-system/sa/caep-receiver"
+REALM = "https://idp.lab.localhost:9443/realms/lab"
 SESSION_SUBJECT = {
     "format": "complex",
-    "user": {"format": "iss_sub", "iss": "https://idp.lab.localhost:9443/realms/lab", "sub": "u1"},
+    "user": {"format": "iss_sub", "iss": REALM, "sub": "u1"},
     "session": {"format": "opaque", "id": "s-123"},
 }
 
@@ -28,7 +30,7 @@ def pki():
 @pytest.fixture(scope="module")
 def verifier(pki):
     return sets.SetVerifier.from_certificate(
-        pki.set_cert_pem, pki.root_pem, ISSUER, AUDIENCE, max_age_seconds=300
+        pki.set_cert_pem, pki.root_pem, ISSUER, AUDIENCE, REALM, max_age_seconds=300
     )
 
 
@@ -150,3 +152,59 @@ def test_subjects_the_lab_cannot_act_on_are_named():
         sets.check_subject({"format": "complex"})
     with pytest.raises(sets.SetError, match="format in"):
         sets.check_subject({"format": "phone_number", "phone_number": "+1"})
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        {"format": "iss_sub", "iss": "https://other.example/realms/lab", "sub": "u1"},
+        {**SESSION_SUBJECT, "user": {"format": "iss_sub", "iss": REALM + "x", "sub": "u1"}},
+        {
+            "format": "complex",
+            "session": {"format": "iss_sub", "iss": "https://other.example", "sub": "s1"},
+        },
+    ],
+)
+def test_an_iss_sub_subject_must_come_from_the_idp_realm(pki, verifier, subject):
+    token, _ = signed(pki, subject=subject)
+    with pytest.raises(sets.SetError, match="is not the IdP realm issuer"):
+        verifier.verify(token)
+    own = {"format": "iss_sub", "iss": REALM, "sub": "u1"}
+    assert verifier.verify(signed(pki, subject=own)[0]).user_id == "u1"
+
+
+def test_an_email_subject_is_read_as_an_email_not_a_user_id(pki, verifier):
+    event = verifier.verify(signed(pki, subject={"format": "email", "email": "a@lab.local"})[0])
+    assert (event.user_id, event.user_email, event.session_id) == (None, "a@lab.local", None)
+
+
+@pytest.mark.parametrize(
+    ("dates", "message"),
+    [
+        ({"valid_from": dt.timedelta(days=-3), "valid_for": dt.timedelta(days=1)}, "expired on"),
+        ({"valid_from": dt.timedelta(days=1)}, "is not valid before"),
+    ],
+)
+def test_a_transmitter_certificate_outside_its_dates_is_refused(dates, message):
+    outside = make_pki(**dates)
+    with pytest.raises(sets.SetError, match=message):
+        sets.verify_certificate(outside.set_cert_pem, outside.root_pem)
+
+
+def test_a_ca_certificate_is_refused_as_the_transmitters(pki):
+    ca = make_pki(signing_is_ca=True)
+    with pytest.raises(sets.SetError, match="is a CA certificate"):
+        sets.verify_certificate(ca.set_cert_pem, ca.root_pem)
+    assert sets.verify_certificate(pki.set_cert_pem, pki.root_pem).subject.rfc4514_string() == (
+        "CN=caep-transmitter"
+    )
+
+
+def test_no_set_is_trusted_once_the_certificate_has_expired(pki, verifier):
+    token, _ = signed(pki)
+    assert verifier.not_after is not None
+    later = int(verifier.not_after) + 1
+    fresh, _ = signed(pki, now=later)
+    with pytest.raises(sets.SetError, match="certificate has expired"):
+        verifier.verify(fresh, now=later)
+    assert verifier.verify(token).jti

@@ -84,9 +84,10 @@ def test_the_deployed_env_starts_each_service(dev_plan, trust_dir):
         Env("caep-receiver", _service_env(dev_plan, "caep-receiver", folder, secrets))
     )
     assert rx.queue_url.endswith("/identity-lab-dev-caep-events")
-    assert (rx.verifier.issuer, rx.verifier.audience) == (
+    assert (rx.verifier.issuer, rx.verifier.audience, rx.verifier.subject_issuer) == (
         "https://caep.lab.localhost",
         "spiffe://lab.local/ns/lab-system/sa/caep-receiver",
+        "https://idp.lab.localhost:9443/realms/lab",
     )
     assert rx.deny_list.url == "http://decision.lab-system.svc:8080"
     assert rx.idp.admin_url == "https://idp.lab.localhost:9443/admin/realms/lab"

@@ -208,6 +208,7 @@ def test_the_receiver_reads_the_queue_and_writes_the_decision_services_deny_list
     assert env["CAEP_QUEUE_URL"].endswith(f"/identity-lab-{plan.stack}-caep-events")
     assert env["CAEP_AUDIENCE"] == spiffe_id("lab.local", "lab-system", "caep-receiver")
     assert env["CAEP_ISSUER"] == "https://caep.lab.localhost"
+    assert env["IDP_ISSUER"] == "https://idp.lab.localhost:9443/realms/lab"
     decision = plan.one("kubernetes:helm.sh/v3:Release", "decision-release")["inputs"]
     assert env["DECISION_URL"] == f"http://{decision['name']}.{decision['namespace']}.svc:8080"
     admin = decision["values"]["secretEnv"]["DECISION_ADMIN_TOKEN"]

@@ -3,11 +3,13 @@
 A SET is a JWS with `typ: secevent+jwt`, signed RS256 by the transmitter's key (certified under
 the lab root at deploy time). Its subject is the top-level `sub_id` of the Shared Signals
 Framework, and `events` holds exactly one CAEP event. The receiver trusts a SET only when the
-certificate chains to the lab root, the signature, issuer and audience match, and it is fresh.
+certificate is a current end-entity certificate of the lab root, the signature, issuer and
+audience match, it is fresh, and every `iss_sub` subject names the lab's IdP realm as issuer.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -77,6 +79,14 @@ class SecurityEvent:
             return subject.get("id")
         return None
 
+    @property
+    def user_email(self) -> str | None:
+        """The user's email when the subject names the user only by email (the IdP resolves it)."""
+        subject = self.subject
+        if subject.get("format") == "complex":
+            subject = subject.get("user") or {}
+        return subject.get("email") if subject.get("format") == "email" else None
+
 
 def check_subject(subject: Any) -> dict[str, Any]:
     """Reject a subject the lab cannot act on, naming what is wrong."""
@@ -94,6 +104,14 @@ def check_subject(subject: Any) -> dict[str, Any]:
         for member in members:
             check_subject(subject[member])
     return dict(subject)
+
+
+def subject_issuers(subject: Mapping[str, Any]) -> list[str]:
+    """The `iss` of every `iss_sub` identifier in a (checked) subject, complex members included."""
+    parts = [subject]
+    if subject.get("format") == "complex":
+        parts += [subject[k] for k in ("user", "session") if isinstance(subject.get(k), Mapping)]
+    return [p["iss"] for p in parts if p.get("format") == "iss_sub"]
 
 
 def build_set(
@@ -123,8 +141,12 @@ def build_set(
     return jwt.encode(claims, private_key_pem, algorithm=ALGORITHM, headers=headers), jti
 
 
-def verify_certificate(cert_pem: str, root_pem: str) -> x509.Certificate:
-    """The transmitter's certificate, once it is checked to be signed by the lab root."""
+def verify_certificate(
+    cert_pem: str, root_pem: str, now: dt.datetime | None = None
+) -> x509.Certificate:
+    """The transmitter's certificate, once it is checked to be a current end-entity certificate
+    signed by the lab root with digitalSignature."""
+    now = now or dt.datetime.now(dt.UTC)
     cert = x509.load_pem_x509_certificate(cert_pem.encode())
     root = x509.load_pem_x509_certificate(root_pem.encode())
     if cert.issuer != root.subject:
@@ -146,7 +168,29 @@ def verify_certificate(cert_pem: str, root_pem: str) -> x509.Certificate:
             raise SetError(f"unsupported root key type {type(public).__name__}")
     except InvalidSignature:
         raise SetError("the transmitter certificate's signature does not verify") from None
-    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    if now < cert.not_valid_before_utc:
+        raise SetError(
+            f"the transmitter certificate is not valid before "
+            f"{cert.not_valid_before_utc.isoformat()}; check the clock or reissue it"
+        )
+    if now > cert.not_valid_after_utc:
+        raise SetError(
+            f"the transmitter certificate expired on {cert.not_valid_after_utc.isoformat()}; "
+            "reissue it (pulumi up) and redeploy the receiver"
+        )
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise SetError(
+            "the transmitter certificate has no keyUsage; it must allow only signing"
+        ) from None
+    # A CA key could certify keys of its own; a SET key must be an end entity.
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca or usage.key_cert_sign:
+        raise SetError("the transmitter certificate is a CA certificate; it must be an end entity")
     if not usage.digital_signature:
         raise SetError("the transmitter certificate may not sign (no digitalSignature)")
     return cert
@@ -159,18 +203,31 @@ class SetVerifier:
     public_key: Any
     issuer: str
     audience: str
+    subject_issuer: str
+    """The IdP realm issuer: an `iss_sub` subject from any other issuer names nobody here."""
     max_age_seconds: int = 300
     clock_skew_seconds: int = 30
+    not_after: float | None = None
+    """When the transmitter certificate expires (epoch seconds); no SET is trusted after it."""
 
     @classmethod
     def from_certificate(
-        cls, cert_pem: str, root_pem: str, issuer: str, audience: str, **limits: int
+        cls,
+        cert_pem: str,
+        root_pem: str,
+        issuer: str,
+        audience: str,
+        subject_issuer: str,
+        **limits: int,
     ) -> SetVerifier:
         cert = verify_certificate(cert_pem, root_pem)
-        return cls(cert.public_key(), issuer, audience, **limits)
+        expires = cert.not_valid_after_utc.timestamp()
+        return cls(cert.public_key(), issuer, audience, subject_issuer, not_after=expires, **limits)
 
     def verify(self, token: str, now: int | None = None) -> SecurityEvent:
         now = int(time.time()) if now is None else now
+        if self.not_after is not None and now > self.not_after:
+            raise SetError("the transmitter certificate has expired; reissue it and redeploy")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as err:
@@ -201,13 +258,21 @@ class SetVerifier:
         ((event_type, event),) = events.items()
         if not isinstance(event, Mapping):
             raise SetError(f"events[{event_type}]: expected an object")
+        subject = check_subject(claims.get("sub_id"))
+        for iss in subject_issuers(subject):
+            # A `sub` is unique only within its issuer: another issuer's `sub` may be anyone here.
+            if iss != self.subject_issuer:
+                raise SetError(
+                    f"sub_id: iss_sub issuer {iss!r} is not the IdP realm issuer "
+                    f"{self.subject_issuer!r}; the receiver cannot tell whom it names"
+                )
         return SecurityEvent(
             jti=str(claims["jti"]),
             issuer=claims["iss"],
             issued_at=iat,
             event_type=event_type,
             event=dict(event),
-            subject=check_subject(claims.get("sub_id")),
+            subject=subject,
         )
 
 
