@@ -34,23 +34,16 @@ namespaces = Namespaces("namespaces", opts=in_cluster)
 
 root_ca = RootCa("root-ca", RootCaArgs.from_settings(settings.root_ca))
 
-idp = IdentityProvider(
-    "idp",
-    IdentityProviderArgs(
-        public_host=settings.hosts.idp,
-        https_port=settings.ports.idp_https,
-        node_port=NODE_PORTS["idp_https"],
-        cluster_dns_domain=settings.cluster_dns_domain,
-        image=settings.versions.keycloak,
-        chart=settings.versions.keycloak_chart,
-        postgres_image=settings.versions.postgres,
-        database_storage_gi=settings.idp_database_storage_gi,
-        ciba_channel_url=ciba_channel_url(settings.cluster_dns_domain),
-    ),
-    root_ca,
-    opts=pulumi.ResourceOptions(
-        providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
-    ),
+idp_args = IdentityProviderArgs(
+    public_host=settings.hosts.idp,
+    https_port=settings.ports.idp_https,
+    node_port=NODE_PORTS["idp_https"],
+    cluster_dns_domain=settings.cluster_dns_domain,
+    image=settings.versions.keycloak,
+    chart=settings.versions.keycloak_chart,
+    postgres_image=settings.versions.postgres,
+    database_storage_gi=settings.idp_database_storage_gi,
+    ciba_channel_url=ciba_channel_url(settings.cluster_dns_domain),
 )
 # One trust anchor: Vault's PKI intermediate under the root, SPIRE's CA under Vault.
 vault_server = VaultServer(
@@ -64,13 +57,27 @@ vault_provider = pulumi_vault.Provider(
     skip_child_token=True,
     opts=pulumi.ResourceOptions(parent=vault_server),
 )
+# Vault also issues the lab endpoints' TLS; its lab-tls role allows exactly these names.
 vault_config = VaultConfig(
     "vault-config",
     VaultConfigArgs.from_settings(
-        settings, vault_server.in_cluster_address, cluster.service_account_issuer
+        settings,
+        vault_server.in_cluster_address,
+        cluster.service_account_issuer,
+        tls_hosts=(*idp_args.tls_hosts, settings.hosts.gateway, settings.hosts.app),
     ),
     root_ca,
     opts=pulumi.ResourceOptions(providers={"vault": vault_provider}),
+)
+# Keycloak serves a certificate from Vault and trusts only the lab root outbound.
+idp = IdentityProvider(
+    "idp",
+    idp_args,
+    vault_config,
+    root_ca.cert_pem,
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
+    ),
 )
 spire = Spire(
     "spire",
@@ -139,7 +146,7 @@ policy_store = PolicyStore(
 gateway = Gateway(
     "gateway",
     GatewayArgs.from_settings(settings, realm.public_key_pem, decision_url=policy_store.url),
-    root_ca,
+    vault_config,
     opts=pulumi.ResourceOptions(
         providers={"kubernetes": cluster.provider}, depends_on=namespaces.ready
     ),

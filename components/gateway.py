@@ -7,11 +7,13 @@ known at deploy time), the lab's own `lab-authz` Lua plugin (audience, scope, to
 actor, then an AuthZEN decision from the decision service; deny on any error), and
 `rate-limiting` per consumer with the `local` policy. The chat route then goes through Kong's
 open-source `ai-proxy` to Ollama. The decision service and Kong's admin API get no route and
-no host port: only the proxy's TLS listener is published, with a certificate under the root.
+no host port: only the proxy's TLS listener is published, with a certificate from the
+caller's `TlsIssuer` (in the lab: Vault's PKI intermediate, so leaf -> intermediate -> root).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.cluster import NODE_PORTS
-from components.root_ca import TLS_SERVER, RootCa, Subject
+from components.tls_issuer import TlsIssuer
 from lab.naming import Audience, Namespace, Scope, issuers, spiffe_id
 from lab.settings import LabSettings
 from lab.versions import PINS, Chart, Image
@@ -48,6 +50,8 @@ _CRDS_URL = (
 
 # A label of the lab's own on the proxy pods, so a workload's NetworkPolicy can admit them.
 PROXY_POD_LABELS = {"identity-lab/role": "gateway-proxy"}
+# The served chain's SHA-256 on the proxy pods: a renewed certificate changes it and rolls them.
+TLS_DIGEST_ANNOTATION = "identity-lab/tls-chain-sha256"
 
 _KONG_CLASS = {"kubernetes.io/ingress.class": INGRESS_CLASS}
 
@@ -230,6 +234,11 @@ class GatewayArgs:
                 f"gateway maximum_expiration={self.maximum_expiration}: allowed 1 to 31536000"
             )
 
+    @property
+    def tls_hosts(self) -> tuple[str, ...]:
+        """The proxy certificate's names: the API host, then each web entry's host."""
+        return (self.hostname, *(w.host for w in self.web_entries))
+
     @classmethod
     def from_settings(
         cls,
@@ -313,6 +322,8 @@ class GatewayArgs:
                 TrustedIssuer("idp", issuers(settings).idp, idp_public_key_pem),
             ],
             routes=routes,
+            # TODO: plain HTTP in the cluster, limited by NetworkPolicy to Kong's proxy pods;
+            # goes once Kong presents its SPIFFE identity to the decision service (mTLS).
             decision_url=(
                 decision_url
                 or f"http://{decision_service}.{Namespace.LAB_SYSTEM}.svc.{dns}:{decision_port}"
@@ -423,7 +434,7 @@ class Gateway(pulumi.ComponentResource):
         self,
         name: str,
         args: GatewayArgs,
-        root_ca: RootCa,
+        tls_issuer: TlsIssuer,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("identity-lab:gateway:Gateway", name, None, opts)
@@ -437,9 +448,9 @@ class Gateway(pulumi.ComponentResource):
         self.proxy_pod_labels = dict(PROXY_POD_LABELS)
 
         crds = self._create_crds()
-        tls_secret = self._create_tls(root_ca)
+        tls_secret, tls_digest = self._create_tls(tls_issuer)
         plugin_map = self._create_plugin_map()
-        self.release = self._create_release(crds, tls_secret, plugin_map)
+        self.release = self._create_release(crds, tls_secret, tls_digest, plugin_map)
         consumers = self._create_consumers(crds)
         shared = self._create_shared_plugins(crds)
         self._create_routes(crds, [*consumers, *shared])
@@ -459,27 +470,23 @@ class Gateway(pulumi.ComponentResource):
             opts=self._opts(),
         )
 
-    def _create_tls(self, root_ca: RootCa) -> k8s.core.v1.Secret:
+    def _create_tls(self, tls_issuer: TlsIssuer) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
         args = self._args
-        key, cert = root_ca.issue(
-            f"{self._name}-proxy-tls",
-            Subject(
-                common_name=args.hostname,
-                dns_names=(args.hostname, *(w.host for w in args.web_entries)),
-            ),
-            TLS_SERVER,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return k8s.core.v1.Secret(
+        issued = tls_issuer.issue_tls(f"{self._name}-proxy-tls", args.tls_hosts)
+        digest = issued.cert_chain_pem.apply(lambda pem: hashlib.sha256(pem.encode()).hexdigest())
+        # Kong hands the whole file to nginx, which sends every certificate in it: the leaf
+        # first, then the intermediate, so clients that hold only the root can build the path.
+        secret = k8s.core.v1.Secret(
             f"{self._name}-proxy-tls",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="gateway-proxy-tls", namespace=args.namespace),
             type="kubernetes.io/tls",
             string_data={
-                "tls.crt": cert.cert_pem,
-                "tls.key": pulumi.Output.secret(key.private_key_pem),
+                "tls.crt": issued.cert_chain_pem,
+                "tls.key": pulumi.Output.secret(issued.key_pem),
             },
             opts=self._opts(),
         )
+        return secret, digest
 
     def _create_plugin_map(self) -> k8s.core.v1.ConfigMap:
         return k8s.core.v1.ConfigMap(
@@ -491,8 +498,14 @@ class Gateway(pulumi.ComponentResource):
             opts=self._opts(),
         )
 
-    def release_values(self, tls_secret: str, plugin_map: str) -> dict[str, Any]:
-        """Values of the `ingress` chart: controller and DB-less gateway, TLS entry only."""
+    def release_values(
+        self, tls_secret: str, plugin_map: str, tls_digest: pulumi.Input[str] = ""
+    ) -> dict[str, Any]:
+        """Values of the `ingress` chart: controller and DB-less gateway, TLS entry only.
+
+        `tls_digest` (the served chain's SHA-256) goes on the proxy pods, so a renewed
+        certificate rolls them: Kong reads `ssl_cert` only when it starts.
+        """
         args = self._args
         return {
             "controller": {
@@ -537,6 +550,7 @@ class Gateway(pulumi.ComponentResource):
                     },
                 },
                 "podLabels": dict(PROXY_POD_LABELS),
+                "podAnnotations": {TLS_DIGEST_ANNOTATION: tls_digest},
                 "resources": args.resources,
             },
         }
@@ -545,6 +559,7 @@ class Gateway(pulumi.ComponentResource):
         self,
         crds: pulumi.Resource,
         tls_secret: k8s.core.v1.Secret,
+        tls_digest: pulumi.Output[str],
         plugin_map: k8s.core.v1.ConfigMap,
     ) -> k8s.helm.v3.Release:
         args = self._args
@@ -555,7 +570,9 @@ class Gateway(pulumi.ComponentResource):
             version=args.chart.version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.chart.repo),
             namespace=args.namespace,
-            values=self.release_values("gateway-proxy-tls", f"kong-plugin-{PLUGIN_NAME}"),
+            values=self.release_values(
+                "gateway-proxy-tls", f"kong-plugin-{PLUGIN_NAME}", tls_digest
+            ),
             skip_crds=True,
             timeout=600,
             opts=self._opts([crds, tls_secret, plugin_map]),

@@ -1,10 +1,12 @@
 """The identity provider's server: Keycloak (codecentric keycloakx chart) on Postgres.
 
-Keycloak serves HTTPS itself with a certificate issued under the lab root, on one fixed public
-URL (hostname v2 as a full URL, backchannel dynamic), so every token's `iss` is the realm
-issuer whether it was fetched from the host or from a pod. The host reaches it through the
-kind port mapping (127.0.0.1:<idpHttpsPort> -> NodePort); pods reach the same name because
-components/cluster_dns.py rewrites it to the Keycloak Service, which listens on the same port.
+Keycloak serves HTTPS itself on one fixed public URL (hostname v2 as a full URL, backchannel
+dynamic), with a certificate from the caller's `TlsIssuer` (in the lab Vault's PKI
+intermediate, whose certificate it serves too; Keycloak re-reads the files hourly, so a renewed
+certificate needs no restart), and trusts only the lab root outbound. Every token's `iss` is
+the realm issuer whether it was fetched from the host or from a pod. The host reaches it
+through the kind port mapping (127.0.0.1:<idpHttpsPort> -> NodePort); pods reach the same name
+because components/cluster_dns.py rewrites it to the Keycloak Service, on the same port.
 
 The realm itself is configured by components/keycloak_realm.py through a pulumi-keycloak
 provider that the caller builds from this component's outputs.
@@ -19,7 +21,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components.root_ca import TLS_SERVER, KeySpec, RootCa, Subject
+from components.tls_issuer import TlsIssuer
 from lab.naming import Namespace
 from lab.versions import Chart, Image
 
@@ -73,6 +75,11 @@ class IdentityProviderArgs:
         return f"{self.release_name}-http.{self.namespace}.svc.{self.cluster_dns_domain}"
 
     @property
+    def tls_hosts(self) -> tuple[str, ...]:
+        """The TLS certificate's names: the public host, then the Service's cluster name."""
+        return (self.public_host, self.service_host)
+
+    @property
     def database_host(self) -> str:
         return f"{self.release_name}-postgres.{self.namespace}.svc.{self.cluster_dns_domain}"
 
@@ -112,7 +119,7 @@ class IdentityProvider(pulumi.ComponentResource):
     admin_password: pulumi.Output[str]
     """Its password (secret)."""
     tls_cert_pem: pulumi.Output[str]
-    """The IdP's TLS certificate (chains to the lab root)."""
+    """The IdP's TLS certificate, the leaf alone (chains to the lab root)."""
     release: k8s.helm.v3.Release
     """Keycloak's release: depend on it before talking to the server."""
 
@@ -120,9 +127,12 @@ class IdentityProvider(pulumi.ComponentResource):
         self,
         name: str,
         args: IdentityProviderArgs,
-        root_ca: RootCa,
+        tls_issuer: TlsIssuer,
+        trust_anchor_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`tls_issuer` issues the server certificate; `trust_anchor_pem` (the lab root) is
+        the only CA Keycloak trusts for its own outbound calls."""
         super().__init__("identity-lab:idp:IdentityProvider", name, None, opts)
         self.url = args.url
         self.service_host = args.service_host
@@ -137,40 +147,36 @@ class IdentityProvider(pulumi.ComponentResource):
             f"{name}-db-password", length=32, special=False, opts=child
         )
 
-        tls_secret, self.tls_cert_pem = self._create_tls(name, args, root_ca)
+        tls_secret, self.tls_cert_pem = self._create_tls(name, args, tls_issuer, trust_anchor_pem)
         credentials = self._create_credentials(name, args, admin, db_password)
         database = self._create_database(name, args, credentials)
         self.release = self._create_keycloak(name, args, tls_secret, credentials, database)
 
         self.register_outputs({"url": self.url, "tlsCertPem": self.tls_cert_pem})
 
-    def _create_tls(self, name: str, args: IdentityProviderArgs, root_ca: RootCa):
-        key, cert = root_ca.issue(
-            f"{name}-tls",
-            Subject(
-                common_name=args.public_host,
-                dns_names=(args.public_host, args.service_host),
-            ),
-            TLS_SERVER,
-            KeySpec("RSA", 2048),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # The chain lets clients that only trust the root verify the server.
-        chain = pulumi.Output.all(cert.cert_pem, root_ca.cert_pem).apply(
-            lambda pems: pems[0].rstrip() + "\n" + pems[1].rstrip() + "\n"
-        )
+    def _create_tls(
+        self,
+        name: str,
+        args: IdentityProviderArgs,
+        tls_issuer: TlsIssuer,
+        trust_anchor_pem: pulumi.Input[str],
+    ):
+        issued = tls_issuer.issue_tls(f"{name}-tls", args.tls_hosts)
+        # tls.crt is the served chain (leaf, then intermediate): clients that hold only the
+        # root can verify the server. ca.crt is Keycloak's truststore, the root alone.
         secret = k8s.core.v1.Secret(
             f"{name}-tls",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="keycloak-tls", namespace=args.namespace),
             type="kubernetes.io/tls",
             string_data={
-                "tls.crt": chain,
-                "ca.crt": root_ca.cert_pem,
-                "tls.key": pulumi.Output.secret(key.private_key_pem_pkcs8),
+                "tls.crt": issued.cert_chain_pem,
+                "ca.crt": trust_anchor_pem,
+                # PKCS#8: the form Keycloak's PEM reader takes for any key type.
+                "tls.key": pulumi.Output.secret(issued.key_pem),
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return secret, cert.cert_pem
+        return secret, issued.cert_pem
 
     def _create_credentials(self, name, args, admin, db_password) -> k8s.core.v1.Secret:
         return k8s.core.v1.Secret(

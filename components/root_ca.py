@@ -1,9 +1,12 @@
 """The lab's single trust anchor: a generated root CA, or a supplied one (an enterprise root).
 
-Everything the lab trusts chains to this root: Vault's PKI intermediate (and under it SPIRE's
-CA and the lab's TLS certificates), the IdP realm's signing key and the CAEP transmitter's key.
-`certify` signs a CSR made elsewhere (Vault makes its own); `issue` makes a key pair here and
-certifies it, for keys the lab must know at deploy time.
+Everything the lab trusts chains to this root. In the lab the root signs only three things:
+Vault's PKI intermediate (under which Vault issues SPIRE's CA and the lab endpoints' TLS
+certificates, see `VaultConfig.issue_tls`), the IdP realm's signing key and the CAEP
+transmitter's key. `certify` signs a CSR made elsewhere (Vault makes its own); `issue` makes a
+key pair here and certifies it, for keys the lab must know at deploy time. `issue_tls` makes
+the root a `TlsIssuer` too, for stacks that reuse the components without Vault; it keeps the
+root key online for every leaf, which is why the lab itself issues TLS from Vault.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_tls as tls
 
+from components.tls_issuer import IssuedTls, chain_of, check_hosts
 from lab.settings import RootCaSettings, Secret
 
 HOURS_PER_YEAR = 8766  # 365.25 days
@@ -50,7 +54,7 @@ TOKEN_SIGNING = CertProfile(
     validity_hours=1 * HOURS_PER_YEAR,
 )
 
-# TLS server certificates for the lab's public endpoints.
+# TLS server certificates straight under the root (`issue_tls`; the lab uses Vault's instead).
 TLS_SERVER = CertProfile(
     allowed_uses=("digital_signature", "key_encipherment", "server_auth"),
     validity_hours=1 * HOURS_PER_YEAR,
@@ -187,3 +191,17 @@ class RootCa(pulumi.ComponentResource):
         )
         cert = self.certify(f"{name}-cert", request.cert_request_pem, profile, opts)
         return private_key, cert
+
+    def issue_tls(self, name: str, hosts: Sequence[str]) -> IssuedTls:
+        """A TLS server certificate straight under the root, for a stack without Vault."""
+        names = check_hosts(name, hosts)
+        key, cert = self.issue(
+            name,
+            Subject(common_name=names[0], dns_names=names),
+            TLS_SERVER,
+            KeySpec("ECDSA", ecdsa_curve="P256"),
+        )
+        return IssuedTls(
+            cert_chain_pem=cert.cert_pem.apply(chain_of),
+            key_pem=pulumi.Output.secret(key.private_key_pem_pkcs8),
+        )

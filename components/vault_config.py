@@ -3,7 +3,10 @@
 - PKI intermediate: Vault makes the key and CSR (the key never leaves Vault), the lab root
   certifies it, and the signed certificate is uploaded together with the root, so every chain
   Vault hands out (to SPIRE, to TLS clients) ends at the lab root.
-- Two PKI roles: the SAN rule for SPIRE's CA (URI SAN spiffe://TRUST_DOMAIN) and lab TLS.
+- Two PKI roles: the SAN rule for SPIRE's CA (URI SAN spiffe://TRUST_DOMAIN) and lab TLS,
+  which allows exactly the lab endpoints' host names. `issue_tls` (a `TlsIssuer`) issues
+  their server certificates through that role, so every lab endpoint's chain is leaf ->
+  Vault intermediate -> lab root and the root key signs nothing but the intermediate there.
 - KV v2 for the few static secrets the lab still needs.
 - Kubernetes auth against the in-cluster API and the cluster's service-account issuer, one
   role per consumer service account, each with its own least-privilege policy read from
@@ -12,12 +15,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_vault as vault
 
 from components.root_ca import INTERMEDIATE_CA, RootCa
+from components.tls_issuer import IssuedTls, chain_of, check_hosts
 from lab.naming import Namespace
 from lab.settings import LabSettings
 from lab.vault_acl import load_policy
@@ -33,8 +38,13 @@ INTERMEDIATE_COMMON_NAME = "Identity Lab Vault Intermediate CA"
 
 SPIRE_UPSTREAM_ROLE = "spire-upstream"
 LAB_TLS_ROLE = "lab-tls"
-LAB_TLS_TTL = "24h"
-LAB_TLS_MAX_TTL = "72h"
+# Endpoint certificates are issued by `pulumi up`, not renewed by an agent in the cluster:
+# they last 30 days, and a run in their last 7 days replaces them (auto_renew).
+# TODO: a lab left alone past 30 days serves expired certificates; this can go when an
+# in-cluster issuer (such as cert-manager's Vault issuer) renews them through lab-tls.
+LAB_TLS_TTL = "720h"
+LAB_TLS_MAX_TTL = "720h"
+LAB_TLS_RENEW_SECONDS = 7 * 24 * 3600
 
 # The audience every consumer's projected service-account token carries for Vault (SPIRE's
 # chart projects its server token with this audience by default).
@@ -59,7 +69,6 @@ class VaultConsumer:
 # signs its CA, so its token may live a little longer.
 DEFAULT_CONSUMERS = (
     VaultConsumer("spire-server", Namespace.SPIRE_SERVER.value, "spire-server", 900, 3600),
-    VaultConsumer("gateway", Namespace.GATEWAY.value, "gateway"),
     VaultConsumer("demo-app", Namespace.APPS.value, "demo-app"),
     VaultConsumer("decision-service", Namespace.LAB_SYSTEM.value, "decision-service"),
     VaultConsumer("caep-receiver", Namespace.LAB_SYSTEM.value, "caep-receiver"),
@@ -68,33 +77,40 @@ DEFAULT_CONSUMERS = (
 
 def pem_bundle(*pems: str) -> str:
     """PEM blocks one after the other, each ending in a newline (Vault reads them in order)."""
-    return "".join(p.strip() + "\n" for p in pems)
+    return chain_of(*pems)
 
 
 @dataclass(frozen=True)
 class VaultConfigArgs:
     trust_domain: str
     """SPIFFE trust domain: the URI SAN SPIRE's CA carries."""
-    base_domain: str
-    """DNS suffix of the lab's public host names (lab TLS role)."""
     cluster_dns_domain: str
     """Cluster DNS domain: Kubernetes API host and in-cluster TLS names."""
     service_account_issuer: str
     """`iss` of the cluster's service-account tokens, checked by Kubernetes auth."""
     in_cluster_address: str
     """Vault's in-cluster address, published in certificates' AIA and CRL URLs."""
+    tls_hosts: tuple[str, ...]
+    """Every host name a lab endpoint serves TLS for: the lab-tls role allows these, no more."""
     consumers: tuple[VaultConsumer, ...] = field(default=DEFAULT_CONSUMERS)
+
+    def __post_init__(self) -> None:
+        check_hosts("VaultConfigArgs.tls_hosts", self.tls_hosts)
 
     @classmethod
     def from_settings(
-        cls, settings: LabSettings, in_cluster_address: str, service_account_issuer: str
+        cls,
+        settings: LabSettings,
+        in_cluster_address: str,
+        service_account_issuer: str,
+        tls_hosts: Sequence[str],
     ) -> VaultConfigArgs:
         return cls(
             trust_domain=settings.trust_domain,
-            base_domain=settings.hosts.base_domain,
             cluster_dns_domain=settings.cluster_dns_domain,
             service_account_issuer=service_account_issuer,
             in_cluster_address=in_cluster_address,
+            tls_hosts=tuple(tls_hosts),
         )
 
     @property
@@ -103,7 +119,10 @@ class VaultConfigArgs:
 
 
 class VaultConfig(pulumi.ComponentResource):
-    """PKI intermediate under the lab root, roles, KV, Kubernetes auth and policies."""
+    """PKI intermediate under the lab root, roles, KV, Kubernetes auth and policies.
+
+    Also the lab's `TlsIssuer`: `issue_tls` gets endpoint certificates from the intermediate.
+    """
 
     pki_mount: str
     """Path of the PKI intermediate mount (SPIRE's `pkiMountPoint`)."""
@@ -126,6 +145,7 @@ class VaultConfig(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("identity-lab:secrets:VaultConfig", name, None, opts)
+        self._tls_hosts = args.tls_hosts
         self.pki_mount = PKI_MOUNT
         self.kv_mount = KV_MOUNT
         self.kubernetes_auth_path = KUBERNETES_AUTH_PATH
@@ -144,6 +164,39 @@ class VaultConfig(pulumi.ComponentResource):
         self.ready = [signed, kv, *auth]
         self.roles = {c.name: c.name for c in args.consumers}
         self.register_outputs({"caChainPem": self.ca_chain_pem, "pkiMount": PKI_MOUNT})
+
+    def issue_tls(self, name: str, hosts: Sequence[str]) -> IssuedTls:
+        """A server certificate from the intermediate through the lab-tls role.
+
+        A child of this component, so it uses the Vault provider the caller gave it. Vault
+        makes the key (the role's type) and returns it once; Pulumi keeps it as a secret.
+        """
+        names = check_hosts(name, hosts)
+        refused = [h for h in names if h not in self._tls_hosts]
+        if refused:
+            raise ValueError(
+                f"{name}: the {LAB_TLS_ROLE} role does not allow {refused}; add them to "
+                "VaultConfigArgs.tls_hosts"
+            )
+        cert = vault.pkisecret.SecretBackendCert(
+            name,
+            backend=self.pki_mount,
+            name=self._tls_role.name,
+            common_name=names[0],
+            alt_names=list(names[1:]),
+            ttl=LAB_TLS_TTL,
+            private_key_format="pkcs8",
+            auto_renew=True,
+            min_seconds_remaining=LAB_TLS_RENEW_SECONDS,
+            # A replaced or destroyed endpoint certificate goes on the intermediate's CRL.
+            revoke=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._tls_role, *self.ready]),
+        )
+        # What the server sends: the leaf and the intermediate; clients hold the root.
+        chain = pulumi.Output.all(cert.certificate, cert.issuing_ca).apply(
+            lambda pems: chain_of(*pems)
+        )
+        return IssuedTls(cert_chain_pem=chain, key_pem=pulumi.Output.secret(cert.private_key))
 
     def _create_pki(
         self, name: str, args: VaultConfigArgs, root_ca: RootCa
@@ -222,19 +275,24 @@ class VaultConfig(pulumi.ComponentResource):
             max_ttl="48h",
             opts=after,
         )
-        vault.pkisecret.SecretBackendRole(
+        # Lab endpoints: exactly their host names (bare, no subdomains, no globs), server use.
+        self._tls_role = vault.pkisecret.SecretBackendRole(
             f"{name}-role-{LAB_TLS_ROLE}",
             backend=mount.path,
             name=LAB_TLS_ROLE,
-            allowed_domains=[args.base_domain, f"svc.{args.cluster_dns_domain}"],
-            allow_subdomains=True,
-            allow_bare_domains=False,
+            allowed_domains=list(args.tls_hosts),
+            allow_bare_domains=True,
+            allow_subdomains=False,
+            allow_glob_domains=False,
+            allow_any_name=False,
             allow_wildcard_certificates=False,
             allow_ip_sans=False,
             allow_localhost=False,
             enforce_hostnames=True,
             server_flag=True,
             client_flag=False,
+            code_signing_flag=False,
+            email_protection_flag=False,
             key_type="ec",
             key_bits=256,
             key_usages=["DigitalSignature"],

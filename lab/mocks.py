@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
 import string
 import threading
@@ -248,6 +249,171 @@ def _vault_intermediate_csr(inputs: dict) -> dict:
     return {"csr": pem}
 
 
+# What the mocked Vault knows per PKI mount: the intermediate's key and the chain uploaded
+# for it, and the mount's roles, so certificates issued through a role are real and signed
+# by the intermediate, and a request the role would refuse fails the plan as Vault would.
+VAULT_PKI: dict[str, dict[str, Any]] = {}
+
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", re.S)
+_VAULT_KEY_USAGES = {
+    "DigitalSignature": "digital_signature",
+    "ContentCommitment": "content_commitment",
+    "KeyEncipherment": "key_encipherment",
+    "DataEncipherment": "data_encipherment",
+    "KeyAgreement": "key_agreement",
+    "CertSign": "key_cert_sign",
+    "CRLSign": "crl_sign",
+}
+# Vault's role defaults for the fields the lab may leave unset.
+_VAULT_ROLE_DEFAULTS = {
+    "allowBareDomains": False,
+    "allowSubdomains": False,
+    "allowGlobDomains": False,
+    "allowAnyName": False,
+    "allowWildcardCertificates": True,
+    "serverFlag": True,
+    "clientFlag": True,
+    "codeSigningFlag": False,
+    "emailProtectionFlag": False,
+    "keyType": "rsa",
+    "keyBits": 2048,
+    "keyUsages": ["DigitalSignature", "KeyAgreement", "KeyEncipherment"],
+}
+
+
+def _vault_pki(backend: str) -> dict[str, Any]:
+    return VAULT_PKI.setdefault(backend, {"roles": {}})
+
+
+def _vault_set_signed(inputs: dict) -> dict:
+    chain = [
+        x509.load_pem_x509_certificate(b.encode()) for b in _PEM_CERT.findall(inputs["certificate"])
+    ]
+    if not chain:
+        raise ValueError("Vault: the uploaded bundle holds no certificate")
+    public = chain[0].public_key()
+    keys = [k for k in INTERNAL_KEYS.values() if k.public_key() == public]
+    if not keys:
+        raise ValueError("Vault: the uploaded certificate is not for a key this mount made")
+    _vault_pki(inputs["backend"]).update(key=keys[0], chain=chain)
+    return {}
+
+
+def _vault_role(inputs: dict) -> dict:
+    _vault_pki(inputs["backend"])["roles"][inputs["name"]] = {**_VAULT_ROLE_DEFAULTS, **inputs}
+    return {}
+
+
+def _duration(text: str | int) -> dt.timedelta:
+    if isinstance(text, int) or str(text).isdigit():
+        return dt.timedelta(seconds=int(text))
+    found = re.fullmatch(r"(\d+)([smhd])", str(text))
+    if found is None:
+        raise ValueError(f"Vault: {text!r} is not a duration this mock reads (such as 24h)")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[found.group(2)]
+    return dt.timedelta(**{unit: int(found.group(1))})
+
+
+def _role_allows(role: dict, host: str) -> bool:
+    if role["allowAnyName"]:
+        return True
+    if "*" in host and not role["allowWildcardCertificates"]:
+        return False
+    if role["allowGlobDomains"]:
+        raise ValueError("Vault: the mock does not model glob domains")
+    for domain in role.get("allowedDomains") or []:
+        if host == domain and role["allowBareDomains"]:
+            return True
+        if host.endswith("." + domain) and role["allowSubdomains"]:
+            return True
+    return False
+
+
+def _vault_issue(inputs: dict) -> dict:
+    """pki/issue/<role>: a key made here and a certificate signed by the intermediate."""
+    pki = VAULT_PKI.get(inputs["backend"])
+    if pki is None or "key" not in pki:
+        raise ValueError(f"Vault: mount {inputs['backend']!r} has no signed intermediate yet")
+    role = pki["roles"].get(inputs["name"])
+    if role is None:
+        raise ValueError(f"Vault: no role {inputs['name']!r} on {inputs['backend']!r}")
+    names = [inputs["commonName"], *(inputs.get("altNames") or [])]
+    if inputs.get("excludeCnFromSans"):
+        names = names[1:]
+    refused = [n for n in [inputs["commonName"], *names] if not _role_allows(role, n)]
+    if refused:
+        raise ValueError(f"Vault: role {inputs['name']!r} does not allow {refused}")
+    # Vault caps a longer request at the role's max_ttl, and refuses to outlive its issuer.
+    ttl = _duration(inputs.get("ttl") or role.get("ttl") or "768h")
+    if role.get("maxTtl"):
+        ttl = min(ttl, _duration(role["maxTtl"]))
+    issuer_key, chain = pki["key"], pki["chain"]
+    now = dt.datetime.now(dt.UTC)
+    not_after = now + ttl
+    if not_after > chain[0].not_valid_after_utc:
+        raise ValueError("Vault: the certificate would outlive the intermediate")
+    key_type, bits = role["keyType"], int(role["keyBits"])
+    if key_type == "ec":
+        key = ec.generate_private_key({256: ec.SECP256R1, 384: ec.SECP384R1}[bits]())
+    elif key_type == "rsa":
+        key = rsa.generate_private_key(65537, bits)
+    else:
+        raise ValueError(f"Vault: the mock makes ec or rsa keys, not {key_type!r}")
+    usage = {v: False for v in _VAULT_KEY_USAGES.values()}
+    usage.update({_VAULT_KEY_USAGES[u]: True for u in role["keyUsages"]})
+    flags = {
+        "serverFlag": ExtendedKeyUsageOID.SERVER_AUTH,
+        "clientFlag": ExtendedKeyUsageOID.CLIENT_AUTH,
+        "codeSigningFlag": ExtendedKeyUsageOID.CODE_SIGNING,
+        "emailProtectionFlag": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    }
+    extended = [oid for flag, oid in flags.items() if role[flag]]
+    # Vault removes repeated names and sorts them.
+    dns_names = sorted(set(names))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name({"commonName": inputs["commonName"]}))
+        .issuer_name(chain[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(seconds=30))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(**usage, encipher_only=False, decipher_only=False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
+        )
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
+        )
+    )
+    if extended:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(extended), critical=False)
+    cert = builder.sign(issuer_key, hashes.SHA256())
+    pkcs8 = inputs.get("privateKeyFormat") == "pkcs8"
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8
+        if pkcs8
+        else serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    pems = [c.public_bytes(serialization.Encoding.PEM).decode() for c in chain]
+    serial = f"{cert.serial_number:x}"
+    return {
+        "certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "issuingCa": pems[0],
+        "caChain": "".join(pems),
+        "privateKey": private,
+        "privateKeyType": key_type,
+        "serialNumber": ":".join(serial[i : i + 2] for i in range(0, len(serial), 2)),
+        "expiration": int(not_after.timestamp()),
+    }
+
+
 def _command(inputs: dict) -> dict:
     # The Vault init step prints its init document; every other command here is kind, which
     # prints a kubeconfig. Fixed stand-ins, secret like the real ones.
@@ -275,6 +441,11 @@ COMPUTED: dict[str, Computed] = {
     "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest": (
         _vault_intermediate_csr
     ),
+    "vault:pkiSecret/secretBackendIntermediateSetSigned:SecretBackendIntermediateSetSigned": (
+        _vault_set_signed
+    ),
+    "vault:pkiSecret/secretBackendRole:SecretBackendRole": _vault_role,
+    "vault:pkiSecret/secretBackendCert:SecretBackendCert": _vault_issue,
     # A fresh password each time, as the provider makes one: a leak of one is findable.
     "random:index/randomPassword:RandomPassword": lambda inputs: {
         "result": "".join(

@@ -3,20 +3,21 @@ the TLS entry, nothing else exposed, and the Lua plugin shipped as its files."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from components.cluster import NODE_PORTS
 from components.gateway import (
     ALGORITHM,
     BUNDLED_PRIORITY,
     PLUGIN_DIR,
+    TLS_DIGEST_ANNOTATION,
     GatewayArgs,
     GatewayConfigError,
     Route,
@@ -28,6 +29,7 @@ from lab.naming import Namespace, issuers
 from lab.offline_plan import run_plan
 from lab.settings import PROJECT, ConfigSource, load_settings
 from lab.versions import PINS
+from tests.tls_chain import assert_issued_through_lab_tls, assert_vault_issued_chain
 
 PROGRAM = Path(__file__).parent / "programs" / "gateway_only.py"
 KONG = "kubernetes:configuration.konghq.com/v1"
@@ -256,20 +258,27 @@ def test_route_config_matches_the_plugin_schema(gateway_plan):
         assert config["agent_prefix"] == "spiffe://lab.local/ns/lab-agents/sa/"
 
 
-def test_proxy_certificate_chains_to_the_root_for_the_gateway_host(gateway_plan):
+def test_proxy_certificate_comes_from_vault_and_chains_to_the_root(gateway_plan):
     plan, secrets = gateway_plan
     tls = plan.one("kubernetes:core/v1:Secret", "gateway-proxy-tls")
+    assert tls["inputs"]["type"] == "kubernetes.io/tls"
     assert tls["secretInputs"] == ["stringData"]
-    cert = x509.load_pem_x509_certificate(
-        secrets["gateway-proxy-tls"]["stringData"]["tls.crt"].encode()
-    )
-    root = x509.load_pem_x509_certificate(plan.outputs["rootCaCertPem"].encode())
-    cert.verify_directly_issued_by(root)
-    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     # The API host, and the demo app's host served on the same TLS listener.
-    assert names.get_values_for_type(x509.DNSName) == ["api.lab.localhost", "app.lab.localhost"]
-    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    hosts = ["api.lab.localhost", "app.lab.localhost"]
+    assert_issued_through_lab_tls(plan, "gateway-proxy-tls", hosts)
+    assert_vault_issued_chain(
+        plan, secrets["gateway-proxy-tls"]["stringData"], hosts, plan.outputs["rootCaCertPem"]
+    )
+    # The root signs only Vault's intermediate here: no certificate straight from it.
+    signed = plan.of_type("tls:index/locallySignedCert:LocallySignedCert")
+    assert [r["name"] for r in signed] == ["vault-config-intermediate-cert"]
+    assert "PRIVATE KEY" not in json.dumps(plan.to_json())
+    # Kong reads ssl_cert at start: the chain's digest on the pods rolls them on renewal.
+    values = plan.one("kubernetes:helm.sh/v3:Release", "gateway-kong")["inputs"]["values"]
+    served = secrets["gateway-proxy-tls"]["stringData"]["tls.crt"]
+    assert values["gateway"]["podAnnotations"] == {
+        TLS_DIGEST_ANNOTATION: hashlib.sha256(served.encode()).hexdigest()
+    }
 
 
 def _pem(key, fmt) -> str:

@@ -10,8 +10,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import PolicyBuilder, Store
 
 from components.root_ca import HOURS_PER_YEAR, INTERMEDIATE_CA, ROOT_USES
+from components.tls_issuer import check_hosts
 from lab.offline_plan import run_plan
 from lab.settings import PROJECT
 
@@ -89,6 +92,39 @@ def test_leaf_is_rejected_under_a_foreign_root(pki_plan):
     leaf = cert_of(pki_plan.outputs["leaf"])
     with pytest.raises((ValueError, TypeError)):
         leaf.verify_directly_issued_by(cert_of(foreign))
+
+
+def test_root_as_tls_issuer_serves_the_leaf_for_exactly_its_hosts(pki_plan):
+    # For stacks without Vault: the leaf straight under the root, which clients hold.
+    root = cert_of(pki_plan.outputs["root"])
+    chain = pki_plan.outputs["tlsChain"]
+    assert chain == pki_plan.outputs["tlsLeaf"] and chain.count("BEGIN CERTIFICATE") == 1
+    leaf = cert_of(chain)
+    hosts = ["web.lab.localhost", "www.lab.localhost"]
+    for host in hosts:
+        verifier = PolicyBuilder().store(Store([root])).build_server_verifier(x509.DNSName(host))
+        assert verifier.verify(leaf, []) == [leaf, root]
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == hosts
+    usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert "tlsKey" in pki_plan.secret_outputs
+
+
+@pytest.mark.parametrize(
+    ("hosts", "message"),
+    [
+        ([], "at least one host name"),
+        (["*.lab.localhost"], "not lower-case DNS names"),
+        (["127.0.0.1"], "not lower-case DNS names"),
+        (["a.lab", "a.lab"], "repeat"),
+    ],
+)
+def test_tls_hosts_are_checked_before_anything_is_issued(hosts, message):
+    with pytest.raises(ValueError, match=message) as err:
+        check_hosts("web-tls", hosts)
+    assert "web-tls" in str(err.value)
 
 
 def test_supplied_root_is_used_as_given_and_generates_nothing(plan_with):

@@ -26,10 +26,12 @@ from components.vault import VaultServerArgs, chart_values
 from components.vault_config import (
     INTERMEDIATE_KEY_BITS,
     INTERMEDIATE_KEY_TYPE,
+    LAB_TLS_MAX_TTL,
+    LAB_TLS_RENEW_SECONDS,
     PKI_MOUNT,
     VAULT_AUDIENCE,
 )
-from lab.mocks import INTERNAL_KEYS
+from lab.mocks import COMPUTED, INTERNAL_KEYS, VAULT_PKI
 from lab.naming import CLASS_NAMESPACES, WorkloadClass, spiffe_id
 from lab.settings import PROJECT, ConfigSource, load_settings
 
@@ -144,7 +146,13 @@ def test_kubernetes_auth_uses_the_clusters_issuer_and_short_ttls(plan):
     assert config["issuer"] == plan.outputs["serviceAccountIssuer"]
     assert config["kubernetesHost"] == "https://kubernetes.default.svc.cluster.local"
     roles = plan.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")
-    assert len(roles) == 5
+    # No gateway role: endpoint TLS is issued by the deployment, not by a workload.
+    assert sorted(r["inputs"]["roleName"] for r in roles) == [
+        "caep-receiver",
+        "decision-service",
+        "demo-app",
+        "spire-server",
+    ]
     for role in roles:
         inputs = role["inputs"]
         assert inputs["tokenPolicies"] == [inputs["roleName"]]
@@ -161,9 +169,87 @@ def test_pki_roles_hold_the_san_rules(plan):
     }
     assert roles["spire-upstream"]["allowedUriSans"] == ["spiffe://lab.local"]
     assert roles["spire-upstream"]["allowAnyName"] is False
-    assert roles["lab-tls"]["allowedDomains"] == ["lab.localhost", "svc.cluster.local"]
-    assert roles["lab-tls"]["allowWildcardCertificates"] is False
-    assert roles["lab-tls"]["clientFlag"] is False
+    tls = roles["lab-tls"]
+    # Exactly the lab endpoints' names: bare, no subdomains, globs, wildcards, IPs or localhost.
+    assert sorted(tls["allowedDomains"]) == [
+        "api.lab.localhost",
+        "app.lab.localhost",
+        "idp.lab.localhost",
+        "keycloak-http.idp.svc.cluster.local",
+    ]
+    assert tls["allowBareDomains"] is True
+    for flag in ("allowSubdomains", "allowGlobDomains", "allowAnyName", "allowIpSans"):
+        assert tls[flag] is False, flag
+    assert tls["allowWildcardCertificates"] is False and tls["allowLocalhost"] is False
+    assert tls["enforceHostnames"] is True
+    assert tls["serverFlag"] is True and tls["clientFlag"] is False
+    assert tls["codeSigningFlag"] is False and tls["emailProtectionFlag"] is False
+    assert tls["keyUsages"] == ["DigitalSignature"]
+    assert tls["ttl"] == tls["maxTtl"] == LAB_TLS_MAX_TTL
+
+
+def test_vault_issues_every_lab_endpoint_certificate_through_lab_tls(plan):
+    certs = {
+        r["name"]: r["inputs"]
+        for r in plan.of_type("vault:pkiSecret/secretBackendCert:SecretBackendCert")
+    }
+    assert sorted(certs) == ["gateway-proxy-tls", "idp-tls"]
+    for inputs in certs.values():
+        assert inputs["name"] == "lab-tls" and inputs["backend"] == PKI_MOUNT
+        assert inputs["autoRenew"] is True
+        assert inputs["minSecondsRemaining"] == LAB_TLS_RENEW_SECONDS
+        assert inputs["revoke"] is True
+    # The root's key signs Vault's intermediate and token-signing keys only, no TLS leaf.
+    signed = plan.of_type("tls:index/locallySignedCert:LocallySignedCert")
+    assert [u for r in signed for u in r["inputs"]["allowedUses"] if u == "server_auth"] == []
+
+
+def test_mocked_vault_issues_only_what_the_lab_tls_role_allows(dev_plan):
+    # The mock follows the role as Vault would, so a plan that issues the endpoints'
+    # certificates proves the role admits their names; here it must refuse the rest.
+    role = dev_plan.one(
+        "vault:pkiSecret/secretBackendRole:SecretBackendRole", "vault-config-role-lab-tls"
+    )["inputs"]
+    bundle = dev_plan.one(
+        "vault:pkiSecret/secretBackendIntermediateSetSigned:SecretBackendIntermediateSetSigned"
+    )["inputs"]["certificate"]
+    backend = "pki_refusal_test"
+    vault = "vault:pkiSecret/"
+    COMPUTED[f"{vault}secretBackendIntermediateSetSigned:SecretBackendIntermediateSetSigned"](
+        {"backend": backend, "certificate": bundle}
+    )
+    COMPUTED[f"{vault}secretBackendRole:SecretBackendRole"]({**role, "backend": backend})
+
+    def issue(alt_names, ttl="720h"):
+        request = {
+            "backend": backend,
+            "name": "lab-tls",
+            "commonName": "api.lab.localhost",
+            "altNames": alt_names,
+            "ttl": ttl,
+        }
+        pem = COMPUTED[f"{vault}secretBackendCert:SecretBackendCert"](request)["certificate"]
+        return x509.load_pem_x509_certificate(pem.encode())
+
+    try:
+        cert = issue(["app.lab.localhost"], ttl="8760h")
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert names.get_values_for_type(x509.DNSName) == ["api.lab.localhost", "app.lab.localhost"]
+        # Vault caps a longer request at the role's max_ttl.
+        lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+        assert lifetime <= dt.timedelta(hours=720, seconds=30)
+        for host in (
+            "evil.lab.localhost",
+            "x.api.lab.localhost",
+            "*.lab.localhost",
+            "lab.localhost",
+            "localhost",
+            "vault.vault.svc.cluster.local",
+        ):
+            with pytest.raises(ValueError, match="does not allow"):
+                issue([host])
+    finally:
+        VAULT_PKI.pop(backend, None)
 
 
 def test_spire_values(plan):

@@ -23,12 +23,6 @@ TABLE = [
     ("spire-server", f"{PKI_MOUNT}/config/ca", "update", False),
     ("spire-server", f"{KV_MOUNT}/data/lab-system/revocation-admin", "read", False),
     ("spire-server", "sys/policy/spire-server", "update", False),
-    ("gateway", f"{PKI_MOUNT}/issue/{LAB_TLS_ROLE}", "update", True),
-    ("gateway", f"{PKI_MOUNT}/issue/spire-upstream", "update", False),
-    ("gateway", f"{PKI_MOUNT}/root/sign-intermediate", "update", False),
-    ("gateway", f"{PKI_MOUNT}/roles/{LAB_TLS_ROLE}", "update", False),
-    ("gateway", f"{PKI_MOUNT}/sign/{LAB_TLS_ROLE}", "update", False),
-    ("gateway", f"{KV_MOUNT}/data/lab-apps/demo-app/oidc", "read", False),
     ("demo-app", f"{KV_MOUNT}/data/lab-apps/demo-app/oidc", "read", True),
     ("demo-app", f"{KV_MOUNT}/data/lab-apps/demo-app/oidc", "update", False),
     ("demo-app", f"{KV_MOUNT}/data/lab-apps/demo-app/oidc", "delete", False),
@@ -41,15 +35,26 @@ TABLE = [
     ("decision-service", f"{KV_MOUNT}/data/lab-system/revocation-admin-2", "read", False),
     ("decision-service", f"{KV_MOUNT}/data/lab-apps/demo-app/oidc", "read", False),
     ("decision-service", f"{KV_MOUNT}/metadata/lab-system/revocation-admin", "delete", False),
+    ("decision-service", f"{PKI_MOUNT}/issue/{LAB_TLS_ROLE}", "update", False),
     ("caep-receiver", f"{KV_MOUNT}/data/lab-system/revocation-admin", "read", True),
     ("caep-receiver", f"{KV_MOUNT}/data/lab-system/revocation-admin", "update", False),
     ("caep-receiver", f"{KV_MOUNT}/data/lab-apps/demo-app/oidc", "read", False),
     ("caep-receiver", "auth/token/create", "update", False),
+    ("caep-receiver", f"{PKI_MOUNT}/issue/{LAB_TLS_ROLE}", "update", False),
 ]
 
 
 def test_every_consumer_has_exactly_one_policy_file():
     assert policy_names() == sorted(c.name for c in DEFAULT_CONSUMERS)
+
+
+def test_no_workload_may_issue_lab_tls_certificates():
+    # Endpoint certificates are issued by the deployment (the provider's token), so no
+    # workload's service account can mint a certificate for a lab host name.
+    for consumer in DEFAULT_CONSUMERS:
+        policy = load_policy(consumer.name)
+        assert not policy.allows(f"{PKI_MOUNT}/issue/{LAB_TLS_ROLE}", "update"), consumer.name
+        assert not policy.allows(f"{PKI_MOUNT}/sign/{LAB_TLS_ROLE}", "update"), consumer.name
 
 
 @pytest.mark.parametrize("name", [c.name for c in DEFAULT_CONSUMERS])

@@ -1,4 +1,5 @@
-"""A small program for the PKI tests: the lab root certifying an intermediate and a leaf."""
+"""A small program for the PKI tests: the lab root certifying an intermediate and a leaf, and
+issuing a TLS server certificate as a `TlsIssuer` (a stack without Vault)."""
 
 import pulumi
 import pulumi_tls as tls
@@ -31,7 +32,12 @@ key, cert = root.issue(
     KeySpec("RSA", rsa_bits=2048),
 )
 
+tls_server = root.issue_tls("web-tls", ["web.lab.localhost", "www.lab.localhost"])
+
 pulumi.export("root", root.cert_pem)
 pulumi.export("intermediate", intermediate.cert_pem)
 pulumi.export("leaf", cert.cert_pem)
 pulumi.export("leafKey", key.private_key_pem)
+pulumi.export("tlsChain", tls_server.cert_chain_pem)
+pulumi.export("tlsLeaf", tls_server.cert_pem)
+pulumi.export("tlsKey", tls_server.key_pem)
