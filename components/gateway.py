@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.cluster import NODE_PORTS
 from components.tls_issuer import TlsIssuer
-from lab.naming import Audience, Namespace, Scope, issuers, spiffe_id
+from lab.naming import GATEWAY_PROXY_LABELS, Audience, Namespace, Scope, issuers, spiffe_id
 from lab.settings import LabSettings
 from lab.versions import PINS, Chart, Image
 
@@ -49,7 +49,7 @@ _CRDS_URL = (
 )
 
 # A label of the lab's own on the proxy pods, so a workload's NetworkPolicy can admit them.
-PROXY_POD_LABELS = {"identity-lab/role": "gateway-proxy"}
+PROXY_POD_LABELS = GATEWAY_PROXY_LABELS
 # The served chain's SHA-256 on the proxy pods: a renewed certificate changes it and rolls them.
 TLS_DIGEST_ANNOTATION = "identity-lab/tls-chain-sha256"
 

@@ -258,6 +258,9 @@ class VaultConfig(pulumi.ComponentResource):
         # confines it to that endpoint.
         # TODO: that endpoint copies no SANs from SPIRE's CSR, so a live SPIRE CA has no URI SAN;
         # it can go when SPIRE's plugin passes `uri_sans` (or Vault a role for intermediates).
+        # TODO: nor does it add name constraints, so SPIRE's CA could sign a certificate for a
+        # lab host name that the root's trusters accept; goes with the one above, once SPIRE's
+        # CA can be constrained to URI spiffe://<trust domain>.
         vault.pkisecret.SecretBackendRole(
             f"{name}-role-{SPIRE_UPSTREAM_ROLE}",
             backend=mount.path,
