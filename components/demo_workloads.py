@@ -63,8 +63,7 @@ class DemoWorkloadsArgs:
             trust_domain=settings.trust_domain,
             registry=settings.image_registry,
             issuer=issuers(settings).idp,
-            # TODO: pods resolve the gateway's public name only with a CoreDNS rewrite to the
-            # Kong proxy (as the IdP has); it can go when the gateway component adds one.
+            # Pods reach this public name too: components/cluster_dns.py rewrites it to Kong.
             gateway_url=settings.hosts.gateway_url,
             app_url=f"https://{settings.hosts.app}:{settings.hosts.gateway_https_port}",
             chat_model=settings.ollama_model,

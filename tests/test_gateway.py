@@ -23,12 +23,11 @@ from components.gateway import (
     Route,
     spki_pem,
 )
-from lab import mocks
 from lab.lua_plugin import LabAuthzRuntime
 from lab.naming import Namespace, issuers
-from lab.offline_plan import run_plan
 from lab.settings import PROJECT, ConfigSource, load_settings
 from lab.versions import PINS
+from tests.plans import plan_keeping_secrets
 from tests.tls_chain import assert_issued_through_lab_tls, assert_vault_issued_chain
 
 PROGRAM = Path(__file__).parent / "programs" / "gateway_only.py"
@@ -38,16 +37,7 @@ KONG = "kubernetes:configuration.konghq.com/v1"
 @pytest.fixture(scope="module")
 def gateway_plan():
     """The gateway program's plan, with the Secrets' plain inputs kept aside for the checks."""
-    seen: dict[str, dict] = {}
-
-    def keep(inputs: dict) -> dict:
-        seen[inputs["metadata"]["name"]] = inputs
-        return {}
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(mocks.COMPUTED, "kubernetes:core/v1:Secret", keep)
-        plan = run_plan("dev", program=PROGRAM)
-    return plan, seen
+    return plan_keeping_secrets("dev", PROGRAM)
 
 
 def dev_settings(**overrides: str):

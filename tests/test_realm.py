@@ -11,9 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from components.identity_provider import FEATURES, server_args
-from lab import mocks
 from lab.naming import Audience, Namespace, Scope, issuers, spiffe_id
-from lab.offline_plan import run_plan
 from lab.realm import (
     MODEL_AUDIENCES,
     Client,
@@ -27,6 +25,7 @@ from lab.realm import (
     validate,
 )
 from lab.settings import ConfigSource, load_settings
+from tests.plans import plan_keeping_secrets
 from tests.tls_chain import assert_issued_through_lab_tls, assert_vault_issued_chain, served_chain
 
 CLIENT = "keycloak:openid/client:Client"
@@ -262,15 +261,7 @@ def test_signing_key_chains_to_the_lab_root_and_is_output_as_spki(dev_plan):
 @pytest.fixture(scope="module")
 def idp_tls_plan():
     """The dev plan with the IdP TLS Secret's plain inputs kept aside for the chain checks."""
-    seen: dict[str, dict] = {}
-
-    def keep(inputs: dict) -> dict:
-        seen[inputs["metadata"]["name"]] = inputs
-        return {}
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(mocks.COMPUTED, "kubernetes:core/v1:Secret", keep)
-        plan = run_plan("dev")
+    plan, seen = plan_keeping_secrets("dev")
     return plan, seen["keycloak-tls"]["stringData"]
 
 
