@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.lab_workload import LabWorkload, LabWorkloadArgs
-from lab.naming import Audience, Namespace, Scope, issuers, spiffe_id
+from lab.naming import GATEWAY_PROXY_LABELS, Audience, Namespace, Scope, issuers, spiffe_id
 from lab.settings import LabSettings
 
 # Service accounts; the realm (lab/realm.py) names its clients after the same accounts.
@@ -52,8 +52,8 @@ class DemoWorkloadsArgs:
     chat_model: str
     """Model name sent in chat requests (the gateway's ai-proxy pins the real one)."""
     gateway_namespace: str = Namespace.GATEWAY.value
-    gateway_pod_labels: dict[str, str] = field(default_factory=dict)
-    """Labels of the gateway's proxy pods; empty admits the whole gateway namespace."""
+    gateway_pod_labels: dict[str, str] = field(default_factory=lambda: dict(GATEWAY_PROXY_LABELS))
+    """Labels of the gateway's proxy pods, the only pods of its namespace admitted."""
 
     @classmethod
     def from_settings(
@@ -67,7 +67,7 @@ class DemoWorkloadsArgs:
             gateway_url=settings.hosts.gateway_url,
             app_url=f"https://{settings.hosts.app}:{settings.hosts.gateway_https_port}",
             chat_model=settings.ollama_model,
-            gateway_pod_labels=dict(gateway_pod_labels or {}),
+            gateway_pod_labels=dict(gateway_pod_labels or GATEWAY_PROXY_LABELS),
         )
 
     def spiffe_id(self, namespace: Namespace, account: str) -> str:
@@ -133,9 +133,15 @@ class DemoWorkloads(pulumi.ComponentResource):
         }
 
     def _from_gateway(self) -> dict:
-        peer = {"namespace": self._args.gateway_namespace}
-        if self._args.gateway_pod_labels:
-            peer["podLabels"] = self._args.gateway_pod_labels
+        if not self._args.gateway_pod_labels:
+            raise ValueError(
+                "DemoWorkloadsArgs.gateway_pod_labels: give the gateway proxy's labels; an empty "
+                "selector would admit every pod of the gateway's namespace"
+            )
+        peer = {
+            "namespace": self._args.gateway_namespace,
+            "podLabels": dict(self._args.gateway_pod_labels),
+        }
         return {"ingressFrom": [peer]}
 
     def _workload(self, service: str, namespace: Namespace, values: dict) -> LabWorkload:

@@ -103,7 +103,10 @@ def test_demo_app_client_secret_is_a_secret_in_the_plan(dev_plan):
 def test_only_the_gateway_reaches_the_app_and_the_target(dev_plan):
     for account in (DEMO_APP, SERVICE_TARGET):
         rules = release(dev_plan, account)["values"]["networkPolicy"]["ingressFrom"]
-        assert [r["namespace"] for r in rules] == ["gateway"]
+        # Kong's proxy pods only: not its ingress controller, not other gateway pods.
+        assert rules == [
+            {"namespace": "gateway", "podLabels": {"identity-lab/role": "gateway-proxy"}}
+        ]
     for account in (AGENT, SERVICE_CALLER):
         assert "networkPolicy" not in release(dev_plan, account)["values"]
 
