@@ -88,8 +88,9 @@ def init(addr: str) -> dict:
     code, answer = _call(addr, "PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
     if code != 200 or "root_token" not in answer:
         raise StepError(f"Vault at {addr}: sys/init answered HTTP {code}")
+    # Nothing may fail between here and printing: the keys exist only in this answer, and a
+    # failed step keeps no output. The vault-unseal step, which runs next, unseals.
     keys = answer.get("keys_base64") or answer.get("keys") or []
-    unseal(addr, keys)
     return {"unseal_keys_b64": keys, "root_token": answer["root_token"]}
 
 
@@ -107,7 +108,7 @@ def main() -> int:
             print("unsealed")
         else:
             raise StepError(f"LAB_VAULT_STEP={step!r}: allowed: init, unseal")
-    except StepError as err:
+    except (StepError, OSError) as err:  # OSError: URLError, refused or reset connections
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"vault at {addr}: {step} done", file=sys.stderr)

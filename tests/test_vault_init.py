@@ -97,12 +97,18 @@ def run(addr: str, step: str, **extra: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_init_unseals_and_prints_the_document_only_on_stdout(vault):
+def test_init_prints_the_document_only_on_stdout_then_the_unseal_step_unseals(vault):
     result = run(vault.addr, "init")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"unseal_keys_b64": [UNSEAL_KEY], "root_token": ROOT_TOKEN}
-    assert not vault.sealed
     assert ROOT_TOKEN not in result.stderr and UNSEAL_KEY not in result.stderr
+    # Init only initialises: nothing that could fail stands between Vault's answer and the
+    # printed keys, which a failed step would lose for good.
+    assert vault.sealed
+    assert [c for c in vault.calls if c.startswith("PUT")] == ["PUT /v1/sys/init"]
+    unsealed = run(vault.addr, "unseal", UNSEAL_KEYS_JSON=json.dumps([UNSEAL_KEY]))
+    assert unsealed.returncode == 0, unsealed.stderr
+    assert not vault.sealed
 
 
 def test_a_second_init_is_refused_and_unseal_reopens_a_restarted_server(vault):
