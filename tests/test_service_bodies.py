@@ -79,3 +79,67 @@ def test_the_admin_api_refuses_the_same_bodies(service):
     assert (nested.status_code, large.status_code) == (400, 400)
     assert nested.json() == {"error": "body must be JSON: malformed request: not JSON"}
     assert large.json() == {"error": "body must be JSON: request too large"}
+
+
+def _request(headers: list[tuple[bytes, bytes]], messages: list[dict], pause: float = 0.0):
+    """A Starlette request over a scripted ASGI receive: each message after an optional pause."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    queue = list(messages)
+
+    async def receive() -> dict:
+        await asyncio.sleep(pause)
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+    return Request(scope, receive)
+
+
+def _read(request, seconds: float = 10.0):
+    import asyncio
+
+    from services.common.web import read_body
+
+    return asyncio.run(read_body(request, seconds=seconds))
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ([(b"content-length", "²".encode("latin-1"))], "bad Content-Length"),
+        ([(b"content-length", b"-1")], "bad Content-Length"),
+        ([(b"content-length", b"2"), (b"content-length", b"3")], "bad Content-Length"),
+        (
+            [(b"content-length", b"2"), (b"transfer-encoding", b"chunked")],
+            "both Content-Length and Transfer-Encoding",
+        ),
+    ],
+    ids=["unicode digit", "negative", "two lengths", "length and chunked"],
+)
+def test_ambiguous_lengths_are_refused_before_reading(headers, reason):
+    from services.common.web import BodyError
+
+    with pytest.raises(BodyError, match=reason):
+        _read(_request(headers, [{"type": "http.request", "body": b"{}", "more_body": False}]))
+
+
+def test_a_sender_that_stops_or_dawdles_is_refused_not_waited_for():
+    from services.common.web import BodyError
+
+    part = {"type": "http.request", "body": b"{", "more_body": True}
+    with pytest.raises(BodyError, match="client went away mid-body"):
+        _read(_request([], [part]))
+    started = time.perf_counter()
+    with pytest.raises(BodyError, match="request body too slow"):
+        _read(_request([], [part] * 50, pause=0.05), seconds=0.3)
+    assert time.perf_counter() - started < 2
+
+
+def test_a_well_formed_body_reads_whole():
+    body = [
+        {"type": "http.request", "body": b'{"a": ', "more_body": True},
+        {"type": "http.request", "body": b"1}", "more_body": False},
+    ]
+    assert _read(_request([(b"content-length", b"8")], body)) == b'{"a": 1}'

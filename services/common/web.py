@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import re
 import ssl
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -24,23 +26,46 @@ def env(name: str, default: str | None = None) -> str:
 
 # No lab API takes more than this in one request body; larger ones are refused unread.
 MAX_BODY_BYTES = 64 * 1024
+# A body that has not arrived in this time is refused (a slow sender holds no request open).
+BODY_SECONDS = 10.0
+# ASCII digits only: str.isdigit() also accepts '²', which int() then refuses.
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class BodyError(ValueError):
     """A request body the service will not read: too large, or not JSON."""
 
 
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, refused as soon as it is known to exceed `limit` (never read whole first)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise BodyError("request too large" if declared.isdigit() else "bad Content-Length")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError("request too large")
-        chunks.append(chunk)
+async def read_body(
+    request: Request, limit: int = MAX_BODY_BYTES, seconds: float = BODY_SECONDS
+) -> bytes:
+    """The body, refused as soon as it is known to exceed `limit` (never read whole first),
+    or when it does not arrive within `seconds`."""
+    declared = request.headers.getlist("content-length")
+    if declared and request.headers.get("transfer-encoding"):
+        raise BodyError("both Content-Length and Transfer-Encoding")
+    if len(set(declared)) > 1 or (declared and not _DIGITS.fullmatch(declared[0])):
+        raise BodyError("bad Content-Length")
+    if declared and int(declared[0]) > limit:
+        raise BodyError("request too large")
+    chunks: list[bytes] = []
+    size = 0
+
+    async def collect() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyError("request too large")
+            chunks.append(chunk)
+
+    try:
+        async with asyncio.timeout(seconds):
+            await collect()
+    except TimeoutError:
+        raise BodyError("request body too slow") from None
+    except ClientDisconnect:
+        raise BodyError("client went away mid-body") from None
     return b"".join(chunks)
 
 
