@@ -102,7 +102,13 @@ def _read(request, seconds: float = 10.0):
 
     from services.common.web import read_body
 
-    return asyncio.run(read_body(request, seconds=seconds))
+    # A loop of its own, left unset: asyncio.run would clear the thread's current loop, which
+    # the Pulumi runtime in later tests relies on.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(read_body(request, seconds=seconds))
+    finally:
+        loop.close()
 
 
 @pytest.mark.parametrize(
