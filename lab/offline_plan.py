@@ -193,6 +193,27 @@ def _exports() -> tuple[dict[str, Any], list[str]]:
     return outputs, secret
 
 
+def _dependency_names(plan: Plan, urns: list[str]) -> str:
+    """Dependencies by name; several inside one other component read as that component."""
+    by_urn = plan.by_urn()
+
+    def top(urn: str) -> str:
+        while by_urn[urn]["parent"] in by_urn:
+            urn = by_urn[urn]["parent"]
+        return urn
+
+    groups: dict[str, list[str]] = {}
+    for urn in urns:
+        groups.setdefault(top(urn), []).append(urn)
+    names = []
+    for head, members in groups.items():
+        if len(members) > 2 and head not in members:
+            names.append(f"{by_urn[head]['name']} ({len(members)} resources)")
+        else:
+            names += [by_urn[m]["name"] for m in members]
+    return ", ".join(names)
+
+
 def render_tree(plan: Plan) -> str:
     """The resource tree: type and name, nested under parents, with explicit dependencies."""
     by_urn = plan.by_urn()
@@ -204,7 +225,7 @@ def render_tree(plan: Plan) -> str:
         ]
         for i, r in enumerate(kids):
             last = i == len(kids) - 1
-            deps = ", ".join(by_urn[d]["name"] for d in r["dependsOn"])
+            deps = _dependency_names(plan, r["dependsOn"])
             after = f"  (after {deps})" if deps else ""
             lines.append(f"{indent}{'└─' if last else '├─'} {r['type']}  {r['name']}{after}")
             walk(r["urn"], indent + ("   " if last else "│  "))

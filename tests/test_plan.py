@@ -183,3 +183,11 @@ def test_a_malformed_stack_file_exits_2_with_what_is_wrong(tmp_path, text, expec
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_tree_names_a_whole_component_once_when_a_resource_waits_for_it(dev_plan):
+    tree = render_tree(dev_plan)
+    namespaces = dev_plan.one("identity-lab:cluster:Namespaces")
+    count = len(dev_plan.children(namespaces))
+    assert f"vault-release  (after namespaces ({count} resources))" in tree
+    assert max(len(line) for line in tree.splitlines()) < 200
