@@ -190,7 +190,7 @@ class DemoWorkloads(pulumi.ComponentResource):
             "DELEGATED_SCOPE": Scope.CHAT.value,
         }
         values = self._values(AGENT, env, spiffe={"enabled": True})
-        # TODO: users reach the agent with kubectl port-forward; it can go when the gateway
+        # TODO: users reach the agent with kubectl exec; it can go when the gateway
         # routes an agent path with user tokens.
         return self._workload("agent", Namespace.AGENTS, values)
 

@@ -69,8 +69,7 @@ class KeycloakRealm(pulumi.ComponentResource):
         if args.spiffe_bundle_endpoint is not None:
             self._create_spiffe_trust(name, model, args.spiffe_bundle_endpoint)
         else:
-            # TODO: pass SPIRE's OIDC JWKS URL once the SPIRE component exists; until then
-            # no SVID is trusted and the agent and service clients cannot authenticate.
+            # A stack without SPIRE: no SVID is trusted, so agents and services cannot log in.
             pulumi.log.warn(
                 "No SPIFFE bundle endpoint: the realm trusts no JWT-SVID yet.", resource=self
             )
