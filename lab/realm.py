@@ -324,6 +324,13 @@ def validate(realm: Realm) -> Realm:
             problems.append(f"{where}: exchanges tokens but is public; make it confidential")
         if c.exchanges and not c.exchange_audiences:
             problems.append(f"{where}: exchanges tokens but names no audience to narrow to")
+        # Keycloak lets an exchange narrow only to audiences the client's scopes reach, so
+        # the scopes are how exchange_audiences reaches the IdP: they must say the same.
+        if c.exchanges and c.exchange_audiences and c.audiences != c.exchange_audiences:
+            problems.append(
+                f"{where}: its scopes reach {sorted(c.audiences)} but exchange_audiences is "
+                f"{sorted(c.exchange_audiences)}; give it the scopes of exactly those audiences"
+            )
         if c.role is ClientRole.AGENT and not c.exchange_audiences <= MODEL_AUDIENCES:
             extra = sorted(c.exchange_audiences - MODEL_AUDIENCES)
             problems.append(f"{where}: an agent may exchange only for model audiences, not {extra}")

@@ -403,3 +403,11 @@ def test_agents_may_ask_for_keycloaks_delegation_scope_and_nobody_else(dev_plan)
     # Keycloak's built-in parameterized scope is `delegation:client` (asked for with the
     # agent's client id appended); a scope of any other name would not exist in the realm.
     assert with_delegation == agents
+
+
+def test_an_exchanger_s_scopes_must_reach_exactly_its_exchange_audiences(realm):
+    agent = next(c for c in realm.clients if c.role is ClientRole.AGENT)
+    assert agent.audiences == agent.exchange_audiences == MODEL_AUDIENCES
+    narrower = with_client(realm, agent.client_id, optional_scopes=(Scope.CHAT,))
+    with pytest.raises(RealmModelError, match=r"its scopes reach .* but exchange_audiences is"):
+        validate(narrower)
