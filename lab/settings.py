@@ -527,7 +527,7 @@ def _parse(name: str, key: Key, raw: Any) -> Any:
     return text
 
 
-def _shown(name: str, key: Key, raw: Any) -> str:
+def _shown(key: Key, raw: Any) -> str:
     return "[secret]" if key.secret else repr(raw)
 
 
@@ -566,7 +566,7 @@ def read_values(source: ConfigSource) -> tuple[dict[str, Any], list[str], set[st
         try:
             values[name] = _parse(name, key, raw)
         except _InvalidValueError as err:
-            problems.append(f"{full}={_shown(name, key, raw)}: {err}")
+            problems.append(f"{full}={_shown(key, raw)}: {err}")
             values[name] = key.default
             failed.add(name)
     return values, problems, failed
