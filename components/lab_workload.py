@@ -8,6 +8,8 @@ unless the workload has its own.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +28,15 @@ DOCKERFILE = SERVICES / "Dockerfile"
 CHARTS = ROOT / "charts"
 
 
+@functools.cache
+def _chart_values(chart: str) -> dict[str, Any]:
+    return yaml.safe_load((CHARTS / chart / "values.yaml").read_text())
+
+
 def chart_default_resources(chart: str) -> dict[str, Any]:
     """The chart's own requests and limits, for a workload that does not size itself."""
-    return yaml.safe_load((CHARTS / chart / "values.yaml").read_text())["resources"]
+    # Read once per chart, copied per workload so no release shares (or changes) the cache.
+    return copy.deepcopy(_chart_values(chart)["resources"])
 
 
 def source_tag(*sources: Path) -> str:
